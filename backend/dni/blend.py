@@ -1,0 +1,131 @@
+"""Deep network interpolation at memory speed.
+
+`Blender` stacks the members' floating-point parameters and buffers once, per dtype,
+into one contiguous (N, P) tensor on the device, and rebinds the live model's tensors
+as views into one flat (P,) tensor. A new weighting is then a single fused op per dtype
+group that writes straight into the model (copy, lerp or a 1xN by NxP product), with
+no state-dict round trip and no allocation.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .weighting import validate_weights
+from .weights import StateDict
+
+_Slot = tuple[nn.Module, str, bool]  # owner module, attribute name, is_parameter
+
+
+def interpolate(state_dicts: Sequence[StateDict], weights: Sequence[float]) -> StateDict:
+    """theta = sum_i w_i theta_i over float tensors; integer tensors come from the first.
+
+    Plain function for scripters and `dni mix`; the live path uses `Blender`.
+    """
+    from .weights import check_compatible
+
+    w = validate_weights(weights, len(state_dicts))
+    check_compatible(list(state_dicts), [f"model {i + 1}" for i in range(len(state_dicts))])
+    out: StateDict = {}
+    for key, first in state_dicts[0].items():
+        if not first.is_floating_point():
+            out[key] = first.clone()
+            continue
+        acc = torch.zeros(first.shape, dtype=torch.float64)
+        for wi, sd in zip(w, state_dicts, strict=True):
+            if wi:
+                acc += wi * sd[key].to(torch.float64)
+        out[key] = acc.to(first.dtype)
+    return out
+
+
+class Blender:
+    """Writes convex combinations of member weights into one live model."""
+
+    def __init__(self, model: nn.Module, member_states: Sequence[StateDict],
+                 cache_bytes: int = 256 * 2**20) -> None:
+        self.model = model
+        self.count = len(member_states)
+        self._groups: list[tuple[torch.Tensor, torch.Tensor]] = []  # (flat, stacked)
+        self._current: tuple[float, ...] | None = None
+        self._cache: OrderedDict[tuple[float, ...], list[torch.Tensor]] = OrderedDict()
+        self._cache_bytes = cache_bytes
+        self._bind(member_states)
+
+    def _slots(self) -> list[tuple[str, _Slot, torch.Tensor]]:
+        modules = dict(self.model.named_modules())
+        slots = []
+        for name, tensor in list(self.model.named_parameters()) + list(self.model.named_buffers()):
+            if not tensor.is_floating_point():
+                continue  # e.g. BatchNorm's num_batches_tracked: not interpolated
+            owner_name, _, attr = name.rpartition(".")
+            owner = modules[owner_name]
+            slots.append((name, (owner, attr, attr in owner._parameters), tensor))
+        return slots
+
+    def _bind(self, member_states: Sequence[StateDict]) -> None:
+        by_dtype: dict[torch.dtype, list[tuple[str, _Slot, torch.Tensor]]] = {}
+        for entry in self._slots():
+            by_dtype.setdefault(entry[2].dtype, []).append(entry)
+        for dtype, entries in by_dtype.items():
+            device = entries[0][2].device
+            total = sum(t.numel() for _, _, t in entries)
+            stacked = torch.empty((self.count, total), dtype=dtype, device=device)
+            flat = torch.empty(total, dtype=dtype, device=device)
+            offset = 0
+            for name, (owner, attr, is_param), tensor in entries:
+                n = tensor.numel()
+                for row, state in enumerate(member_states):
+                    stacked[row, offset:offset + n].copy_(state[name].reshape(-1))
+                view = flat[offset:offset + n].view(tensor.shape)
+                if is_param:
+                    owner._parameters[attr].data = view
+                else:
+                    owner._buffers[attr] = view
+                offset += n
+            self._groups.append((flat, stacked))
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(flat.numel() for flat, _ in self._groups)
+
+    @property
+    def current(self) -> tuple[float, ...] | None:
+        return self._current
+
+    @torch.no_grad()
+    def set_weights(self, weights: Sequence[float]) -> None:
+        w = validate_weights(weights, self.count)
+        if w == self._current:
+            return
+        cached = self._cache.get(w)
+        if cached is not None:
+            self._cache.move_to_end(w)
+            for (flat, _), saved in zip(self._groups, cached, strict=True):
+                flat.copy_(saved)
+        else:
+            active = [i for i, wi in enumerate(w) if wi != 0.0]
+            for flat, stacked in self._groups:
+                if len(active) == 1:
+                    flat.copy_(stacked[active[0]])  # exactly that member, bit for bit
+                elif len(active) == 2:
+                    i, j = active
+                    torch.lerp(stacked[i], stacked[j], w[j] / (w[i] + w[j]), out=flat)
+                else:
+                    coeffs = torch.tensor([w], dtype=stacked.dtype, device=stacked.device)
+                    torch.mm(coeffs, stacked, out=flat.view(1, -1))
+            if len(active) > 1:
+                self._remember(w)
+        self._current = w
+
+    def _remember(self, w: tuple[float, ...]) -> None:
+        size = sum(flat.numel() * flat.element_size() for flat, _ in self._groups)
+        if size * 2 > self._cache_bytes:
+            return
+        while self._cache and size * (len(self._cache) + 1) > self._cache_bytes:
+            self._cache.popitem(last=False)
+        self._cache[w] = [flat.clone() for flat, _ in self._groups]

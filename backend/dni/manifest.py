@@ -1,0 +1,185 @@
+"""Family manifests: a folder with `family.toml` and one weight file per member.
+
+Example (see docs/families.md for every field)::
+
+    name = "denoise"
+    task = "denoise"
+    title = "Denoise"
+    architecture = "dni-denoise"      # or "auto": detected by spandrel
+    scale = 1
+    [architecture_options]
+    features = 48
+    [axis]
+    name = "noise level"
+    low = "gentle (sigma 15)"
+    high = "strong (sigma 50)"
+    [[members]]
+    label = "sigma 15"
+    file = "sigma15.safetensors"
+    position = 15
+    [[presets]]
+    name = "Light"
+    strength = 0.2
+
+Direction convention: members are ordered by `position`; strength 0 is the first member,
+strength 1 the last (the slider's low end is `axis.low`). Weights are given per member
+in that order.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import FamilyError
+
+MANIFEST_NAME = "family.toml"
+TASKS = ("denoise", "super-resolve", "stylize", "translate", "other")
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Member:
+    label: str
+    file: Path
+    position: float
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    strength: float | None = None
+    weights: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    task: str
+    title: str
+    description: str
+    architecture: str
+    architecture_options: dict[str, Any]
+    scale: int
+    axis_name: str
+    low_label: str
+    high_label: str
+    members: tuple[Member, ...]
+    presets: tuple[Preset, ...] = field(default=())
+    folder: Path = Path(".")
+
+    @property
+    def positions(self) -> list[float]:
+        return [m.position for m in self.members]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary, as `dni families --json` and the server report it."""
+        return {
+            "name": self.name,
+            "task": self.task,
+            "title": self.title,
+            "description": self.description,
+            "architecture": self.architecture,
+            "scale": self.scale,
+            "axis": {"name": self.axis_name, "low": self.low_label, "high": self.high_label},
+            "members": [{"label": m.label, "position": m.position} for m in self.members],
+            "presets": [
+                {k: v for k, v in (("name", p.name), ("strength", p.strength),
+                                   ("weights", list(p.weights) if p.weights else None))
+                 if v is not None}
+                for p in self.presets
+            ],
+        }
+
+
+def valid_family_name(name: str) -> bool:
+    """Family names double as folder names: no path separators, no '..'."""
+    return bool(_NAME_RE.match(name)) and ".." not in name
+
+
+def _require(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in table:
+        raise FamilyError(f"{where}: missing required field '{key}'")
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise FamilyError(f"{where}: field '{key}' must be {kind.__name__}")
+    return value
+
+
+def load_manifest(folder: Path) -> Manifest:
+    path = folder / MANIFEST_NAME
+    where = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FamilyError(f"{folder}: no {MANIFEST_NAME} in this folder") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FamilyError(f"{where}: not valid TOML ({exc})") from None
+
+    name = _require(data, "name", str, where)
+    if not valid_family_name(name):
+        raise FamilyError(f"{where}: family name {name!r} must be lower-case letters, digits, "
+                          "'.', '_' or '-'")
+    task = data.get("task", "other")
+    if task not in TASKS:
+        raise FamilyError(f"{where}: task {task!r} is not one of {', '.join(TASKS)}")
+    architecture = _require(data, "architecture", str, where)
+    options = data.get("architecture_options", {})
+    if not isinstance(options, dict):
+        raise FamilyError(f"{where}: architecture_options must be a table")
+    scale = data.get("scale", 1)
+    if not isinstance(scale, int) or scale < 1 or scale > 16:
+        raise FamilyError(f"{where}: scale must be a whole number from 1 to 16")
+
+    raw_members = data.get("members")
+    if not isinstance(raw_members, list) or len(raw_members) < 2:
+        raise FamilyError(f"{where}: a family needs at least two [[members]]")
+    members = []
+    for index, raw in enumerate(raw_members):
+        mwhere = f"{where}: member {index + 1}"
+        label = _require(raw, "label", str, mwhere)
+        file_name = _require(raw, "file", str, mwhere)
+        file = (folder / file_name).resolve()
+        if file.parent != folder.resolve() or not file.name.endswith(WEIGHT_SUFFIXES):
+            raise FamilyError(f"{mwhere}: file must be a {'/'.join(WEIGHT_SUFFIXES)} file "
+                              "inside the family folder")
+        position = float(raw.get("position", index))
+        if not math.isfinite(position):
+            raise FamilyError(f"{mwhere}: position must be a finite number")
+        members.append(Member(label=label, file=file, position=position))
+    members.sort(key=lambda m: m.position)
+    if len({m.position for m in members}) != len(members):
+        raise FamilyError(f"{where}: two members share one position")
+
+    axis = data.get("axis", {})
+    presets = []
+    for raw in data.get("presets", []):
+        pname = _require(raw, "name", str, f"{where}: preset")
+        weights = raw.get("weights")
+        presets.append(Preset(
+            name=pname,
+            strength=float(raw["strength"]) if "strength" in raw else None,
+            weights=tuple(float(w) for w in weights) if weights is not None else None,
+        ))
+    return Manifest(
+        name=name,
+        task=task,
+        title=str(data.get("title", name)),
+        description=str(data.get("description", "")),
+        architecture=architecture,
+        architecture_options=options,
+        scale=scale,
+        axis_name=str(axis.get("name", "strength")),
+        low_label=str(axis.get("low", members[0].label)),
+        high_label=str(axis.get("high", members[-1].label)),
+        members=tuple(members),
+        presets=tuple(presets),
+        folder=folder,
+    )

@@ -1,0 +1,106 @@
+"""Reading member weights safely and turning them into a model.
+
+Never unpickles code: `.safetensors` is read directly, and `.pth/.pt/.ckpt` only with
+`torch.load(weights_only=True)`, which refuses anything but tensors and plain containers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import archs
+from .errors import FamilyError, IncompatibleModels
+
+StateDict = dict[str, torch.Tensor]
+
+# Checkpoint wrappers used by common trainers, in the order we prefer them.
+# Real-ESRGAN/BasicSR store both `params_ema` and `params`: we take the same key for
+# every member so that what is interpolated is what is run.
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
+
+
+def read_state_dict(path: Path) -> StateDict:
+    if not path.is_file():
+        raise FamilyError(f"{path}: weight file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            raw: Any = load_file(str(path), device="cpu")
+        else:
+            raw = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FamilyError(f"{path}: cannot read weights ({first_line})") from None
+    return _unwrap(raw, path)
+
+
+def _unwrap(raw: Any, path: Path) -> StateDict:
+    for _ in range(3):
+        if isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
+            break
+        if isinstance(raw, dict):
+            key = next((k for k in _WRAPPER_KEYS if isinstance(raw.get(k), dict)), None)
+            if key is not None:
+                raw = raw[key]
+                continue
+        raise FamilyError(f"{path}: not a state dict of tensors")
+    else:
+        raise FamilyError(f"{path}: not a state dict of tensors")
+    # DataParallel checkpoints prefix every key with 'module.'.
+    if all(k.startswith("module.") for k in raw):
+        raw = {k[len("module."):]: v for k, v in raw.items()}
+    return dict(raw)
+
+
+def check_compatible(state_dicts: list[StateDict], labels: list[str]) -> None:
+    """Raise IncompatibleModels naming the first tensor that differs."""
+    first, first_label = state_dicts[0], labels[0]
+    for sd, label in zip(state_dicts[1:], labels[1:], strict=True):
+        missing = [k for k in first if k not in sd]
+        if missing:
+            raise IncompatibleModels(f"{label} has no tensor {missing[0]!r} (present in {first_label})")
+        extra = [k for k in sd if k not in first]
+        if extra:
+            raise IncompatibleModels(f"{label} has an extra tensor {extra[0]!r} "
+                                     f"(absent from {first_label})")
+        for key, tensor in first.items():
+            other = sd[key]
+            if tuple(other.shape) != tuple(tensor.shape):
+                raise IncompatibleModels(
+                    f"tensor {key!r} has shape {tuple(tensor.shape)} in {first_label} "
+                    f"but {tuple(other.shape)} in {label}")
+            if other.is_floating_point() != tensor.is_floating_point():
+                raise IncompatibleModels(f"tensor {key!r} is floating point in only one of "
+                                         f"{first_label} and {label}")
+
+
+def build_model(architecture: str, options: dict[str, Any], state_dict: StateDict) -> nn.Module:
+    """An eval-mode model with the given weights loaded (strictly)."""
+    if architecture == "auto":
+        model = _spandrel_model(state_dict)
+    else:
+        model = archs.build(architecture, options)
+        result = model.load_state_dict(state_dict, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            key = (result.missing_keys or result.unexpected_keys)[0]
+            what = "lacks" if result.missing_keys else "has an unexpected"
+            raise FamilyError(f"weights do not fit architecture {architecture!r}: "
+                              f"the file {what} tensor {key!r}")
+    return model.eval()
+
+
+def _spandrel_model(state_dict: StateDict) -> nn.Module:
+    try:
+        from spandrel import ModelLoader
+    except ImportError as exc:  # pragma: no cover - spandrel is a hard dependency
+        raise FamilyError(f"architecture 'auto' needs spandrel ({exc})") from None
+    try:
+        descriptor = ModelLoader().load_from_state_dict(state_dict)
+    except Exception as exc:  # noqa: BLE001 - spandrel raises several types
+        raise FamilyError(f"spandrel could not recognise the architecture ({exc})") from None
+    return descriptor.model
