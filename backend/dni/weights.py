@@ -81,8 +81,15 @@ def check_compatible(state_dicts: list[StateDict], labels: list[str]) -> None:
 
 def build_model(architecture: str, options: dict[str, Any], state_dict: StateDict) -> nn.Module:
     """An eval-mode model with the given weights loaded (strictly)."""
+    return build_model_with_multiple(architecture, options, state_dict)[0]
+
+
+def build_model_with_multiple(architecture: str, options: dict[str, Any], state_dict: StateDict,
+                              ) -> tuple[nn.Module, int | None]:
+    """Like `build_model`, plus the input size multiple the model needs, when known."""
+    multiple: int | None = None
     if architecture == "auto":
-        model = _spandrel_model(state_dict)
+        model, multiple = _spandrel_model(state_dict)
     else:
         model = archs.build(architecture, options)
         result = model.load_state_dict(state_dict, strict=False)
@@ -91,10 +98,10 @@ def build_model(architecture: str, options: dict[str, Any], state_dict: StateDic
             what = "lacks" if result.missing_keys else "has an unexpected"
             raise FamilyError(f"weights do not fit architecture {architecture!r}: "
                               f"the file {what} tensor {key!r}")
-    return model.eval()
+    return model.eval(), multiple
 
 
-def _spandrel_model(state_dict: StateDict) -> nn.Module:
+def _spandrel_model(state_dict: StateDict) -> tuple[nn.Module, int]:
     try:
         from spandrel import ModelLoader
     except ImportError as exc:  # pragma: no cover - spandrel is a hard dependency
@@ -103,4 +110,4 @@ def _spandrel_model(state_dict: StateDict) -> nn.Module:
         descriptor = ModelLoader().load_from_state_dict(state_dict)
     except Exception as exc:  # noqa: BLE001 - spandrel raises several types
         raise FamilyError(f"spandrel could not recognise the architecture ({exc})") from None
-    return descriptor.model
+    return descriptor.model, int(descriptor.size_requirements.multiple_of)

@@ -1,0 +1,61 @@
+"""The engine: families kept warm on one device, looked up by name.
+
+One Engine per device; the server runs it on a single worker thread, scripters call it
+directly. Loading a family reads and stacks its members once; later calls only re-weight.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import imaging
+from .device import resolve_device
+from .family import Family, Progress
+from .registry import find_family, list_manifests, search_paths
+
+
+class Engine:
+    def __init__(self, device: str = "auto", family_paths: Sequence[Path] | None = None,
+                 precision: str = "auto", max_pixels: int = imaging.DEFAULT_MAX_PIXELS) -> None:
+        self._device_name = str(resolve_device(device))
+        self._paths = search_paths([Path(p) for p in family_paths or []])
+        self._precision = precision
+        self._max_pixels = max_pixels
+        self._warm: dict[str, Family] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> str:
+        return self._device_name
+
+    def families(self) -> list[dict[str, Any]]:
+        manifests, _problems = list_manifests(self._paths)
+        return [m.to_dict() for m in manifests]
+
+    def problems(self) -> list[str]:
+        """One line per family folder that could not be read."""
+        return list_manifests(self._paths)[1]
+
+    def family(self, name: str) -> Family:
+        """The warm family, loading it on first use (or after its manifest changed)."""
+        with self._lock:
+            manifest = find_family(name, self._paths)
+            warm = self._warm.get(name)
+            if warm is None or warm.manifest != manifest:
+                warm = Family(manifest, self._device_name, self._precision, self._max_pixels)
+                self._warm[name] = warm
+            return warm
+
+    def run(self, family: str, image: np.ndarray, *, strength: float | None = None,
+            weights: Sequence[float] | None = None, mask: np.ndarray | None = None,
+            strength_map: np.ndarray | None = None, mode: str = "network",
+            tile: int | None = None, progress: Progress | None = None,
+            cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+        return self.family(family).apply(
+            image, strength=strength, weights=weights, mask=mask, strength_map=strength_map,
+            mode=mode, tile=tile, progress=progress, cancelled=cancelled)

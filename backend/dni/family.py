@@ -1,0 +1,230 @@
+"""A family loaded and warm on a device: the live model, its blender and `apply`.
+
+The data path of one call: caller's array -> float planes -> passes (which weighting,
+with what per-pixel coefficient) -> tiles through the live model -> feathered sum ->
+the caller's dtype. A pass is one weighting of the members; a plain call has one, a
+strength map a few levels blended per pixel, the pixel-blend baseline one per member.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import imaging
+from .blend import Blender
+from .device import autocast_dtype, is_out_of_memory, memory_budget, resolve_device
+from .errors import Cancelled, DNIError, ImageError, WeightsError
+from .manifest import Manifest
+from .tiling import Tile, plan_tiles
+from .weighting import normalised_positions, strength_to_weights, validate_weights
+from .weights import build_model_with_multiple, check_compatible, read_state_dict
+
+Progress = Callable[[float, str], None]
+MIN_TILE = 32
+DEFAULT_PAD = 16
+STRENGTH_MAP_LEVELS = 5
+
+
+@dataclass(frozen=True)
+class Pass:
+    weights: tuple[float, ...]
+    stops: tuple[float, ...] | None = None  # strength-map levels this pass is a hat over
+    index: int = 0  # which stop is this pass's peak
+    constant: float = 1.0  # coefficient when there is no strength map
+
+
+def _probe_size_multiple(model: nn.Module, scale: int) -> int:
+    """Smallest m such that inputs of an odd multiple of m come back scaled exactly."""
+    for multiple in (1, 2, 4, 8, 16):
+        side = 3 * multiple if multiple > 2 else 9 * multiple
+        try:
+            with torch.inference_mode():
+                out = model(torch.zeros(1, 3, side, side))
+        except RuntimeError:
+            continue
+        if tuple(out.shape[-2:]) == (side * scale, side * scale):
+            return multiple
+    raise DNIError("the architecture does not return an image of the expected size")
+
+
+class Family:
+    """One family, loaded once: a new weighting is a memory-speed write into the model."""
+
+    def __init__(self, manifest: Manifest, device: str = "auto", precision: str = "auto",
+                 max_pixels: int = imaging.DEFAULT_MAX_PIXELS) -> None:
+        self.manifest = manifest
+        self.device = resolve_device(device)
+        self.autocast = autocast_dtype(self.device, precision)
+        self.max_pixels = max_pixels
+        labels = [m.label for m in manifest.members]
+        raw = [read_state_dict(m.file) for m in manifest.members]
+        check_compatible(raw, labels)
+        built = [build_model_with_multiple(manifest.architecture,
+                                           manifest.architecture_options, sd) for sd in raw]
+        model, multiple = built[0]
+        # The model's own state dict normalises keys (spandrel may rename them).
+        states = [m.state_dict() for m, _ in built]
+        del built, raw
+        self.size_multiple = multiple or _probe_size_multiple(model, manifest.scale)
+        self.model = model.to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        self.blender = Blender(self.model, states)
+        self._widest = max((max(m.in_channels, m.out_channels) for m in self.model.modules()
+                            if isinstance(m, nn.Conv2d)), default=64)
+
+    # -- weightings ---------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def scale(self) -> int:
+        return self.manifest.scale
+
+    def weights_for(self, strength: float | None = None,
+                    weights: Sequence[float] | None = None) -> tuple[float, ...]:
+        if (strength is None) == (weights is None):
+            raise WeightsError("give either a strength or weights, not both or neither")
+        if weights is not None:
+            return validate_weights(weights, len(self.manifest.members))
+        return strength_to_weights(strength, self.manifest.positions)  # type: ignore[arg-type]
+
+    def _passes(self, weights: tuple[float, ...] | None, strength_map: np.ndarray | None,
+                mode: str) -> list[Pass]:
+        count = len(self.manifest.members)
+        onehot = [tuple(float(i == j) for j in range(count)) for i in range(count)]
+        if strength_map is None:
+            assert weights is not None
+            if mode == "network":
+                return [Pass(weights)]
+            return [Pass(onehot[i], constant=w) for i, w in enumerate(weights) if w > 0]
+        if mode == "network":
+            lo, hi = float(strength_map.min()), float(strength_map.max())
+            levels = 1 if hi - lo < 1e-6 else STRENGTH_MAP_LEVELS
+            stops = tuple(np.linspace(lo, hi, levels).tolist())
+            return [Pass(strength_to_weights(s, self.manifest.positions), stops, i)
+                    for i, s in enumerate(stops)]
+        stops = tuple(normalised_positions(self.manifest.positions))
+        return [Pass(onehot[i], stops, i) for i in range(count)]
+
+    # -- running ------------------------------------------------------------------
+    def apply(self, image: np.ndarray, *, strength: float | None = None,
+              weights: Sequence[float] | None = None, mask: np.ndarray | None = None,
+              strength_map: np.ndarray | None = None, mode: str = "network",
+              tile: int | None = None, progress: Progress | None = None,
+              cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+        """Filter `image` (HxW[xC], uint8/uint16/float) and return it in the same format."""
+        if mode not in ("network", "pixel"):
+            raise DNIError(f"mode must be 'network' or 'pixel', not {mode!r}")
+        if strength_map is not None and weights is not None:
+            raise WeightsError("a strength map works along the strength axis: give no weights")
+        rgb, alpha, fmt = imaging.split(image, self.max_pixels)
+        height, width = rgb.shape[1:]
+        w = None if strength_map is not None else self.weights_for(strength, weights)
+        unit_mask = None if mask is None else imaging.as_unit_map(mask, (height, width), "mask")
+        unit_map = None if strength_map is None else imaging.as_unit_map(
+            strength_map, (height, width), "strength map")
+        if tile is not None and tile < MIN_TILE:
+            raise ImageError(f"tile size must be at least {MIN_TILE} pixels")
+
+        passes = self._passes(w, unit_map, mode)
+        scale = self.scale
+        big_mask = None if unit_mask is None else imaging.resize_plane(unit_mask, scale)
+        big_map = None if unit_map is None else imaging.resize_plane(unit_map, scale)
+        size = tile or self.auto_tile()
+        while True:
+            try:
+                out = self._run_passes(rgb, passes, size, big_mask, big_map, progress, cancelled)
+                break
+            except (RuntimeError, torch.OutOfMemoryError) as exc:
+                if not is_out_of_memory(exc) or size <= MIN_TILE:
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                size = max(MIN_TILE, size // 2)  # out of memory: retry with smaller tiles
+        if big_mask is not None:
+            base = imaging.upscale_rgb(rgb, scale)
+            out += (1.0 - big_mask)[None] * base
+        if alpha is not None:
+            alpha = imaging.resize_plane(alpha, scale)
+        return imaging.merge(out, alpha, fmt)
+
+    def auto_tile(self) -> int:
+        """Largest tile whose activations fit in the device's memory budget."""
+        per_pixel = 4 * self._widest * 6 * max(1, self.scale) ** 2
+        side = int(math.sqrt(memory_budget(self.device) / per_pixel)) - 2 * DEFAULT_PAD
+        side = max(MIN_TILE, min(2048, side))
+        step = max(32, self.size_multiple)
+        return max(step, side // step * step)
+
+    def _coefficient(self, job: Pass, tile: Tile, big_mask: np.ndarray | None,
+                     big_map: np.ndarray | None) -> np.ndarray | float:
+        y0, y1, x0, x1 = tile.dst
+        coef: np.ndarray | float = job.constant
+        if job.stops is not None and big_map is not None:
+            if len(job.stops) == 1:
+                coef = 1.0
+            else:
+                peak = np.zeros(len(job.stops), dtype=np.float32)
+                peak[job.index] = 1.0
+                coef = np.interp(big_map[y0:y1, x0:x1], job.stops, peak).astype(np.float32)
+        if big_mask is not None:
+            coef = big_mask[y0:y1, x0:x1] * coef
+        return coef
+
+    def _run_passes(self, rgb: np.ndarray, passes: list[Pass], size: int,
+                    big_mask: np.ndarray | None, big_map: np.ndarray | None,
+                    progress: Progress | None, cancelled: Callable[[], bool] | None,
+                    ) -> np.ndarray:
+        scale = self.scale
+        height, width = rgb.shape[1:]
+        tiles = plan_tiles(height, width, size, DEFAULT_PAD, scale, self.size_multiple)
+        work = [(job, t) for job in passes for t in tiles
+                if np.any(self._coefficient(job, t, big_mask, big_map))]
+        out = np.zeros((3, height * scale, width * scale), dtype=np.float32)
+        current: Pass | None = None
+        for done, (job, t) in enumerate(work):
+            if cancelled is not None and cancelled():
+                raise Cancelled("cancelled")
+            if job is not current:
+                self.blender.set_weights(job.weights)
+                current = job
+            coef = self._coefficient(job, t, big_mask, big_map)
+            result = self._forward(rgb, t)
+            y0, y1, x0, x1 = t.dst
+            out[:, y0:y1, x0:x1] += result * (t.weights() * coef)[None]
+            if progress is not None:
+                progress((done + 1) / len(work), "inference")
+        return out
+
+    @torch.inference_mode()
+    def _forward(self, rgb: np.ndarray, t: Tile) -> np.ndarray:
+        sy0, sy1, sx0, sx1 = t.src
+        x = torch.from_numpy(rgb[:, sy0:sy1, sx0:sx1]).unsqueeze(0).to(self.device)
+        h, w = x.shape[-2:]
+        m = self.size_multiple
+        pad_h, pad_w = -h % m, -w % m
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.autocast is not None:
+            with torch.autocast(self.device.type, dtype=self.autocast):
+                y = self.model(x)
+        else:
+            y = self.model(x)
+        s = self.scale
+        dy0, dy1, dx0, dx1 = t.dst
+        oy, ox = sy0 * s, sx0 * s
+        y = y[0, :, dy0 - oy:dy1 - oy, dx0 - ox:dx1 - ox]
+        return y.float().cpu().numpy()

@@ -1,0 +1,1 @@
+"""Training recipes for the bundled families (see models/recipes/README.md)."""

@@ -1,0 +1,219 @@
+"""Shared training machinery: random crops, resumable checkpoints, time-budgeted loops.
+
+Checkpoints are safetensors only (model + Adam moments + JSON metadata): nothing is ever
+unpickled. The learning-rate schedule follows *progress* = max(step / steps,
+elapsed / budget), so a run squeezed by a busy CPU still anneals and ends on time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs"
+
+
+@dataclass
+class RunConfig:
+    family: str
+    member: str
+    steps: int
+    minutes: float
+    lr: float
+    batch: int
+    patch: int
+    init_from: str | None = None  # path of the member this one is fine-tuned from
+    warmup: int = 0
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CropSampler:
+    """Random crops with flips/transposes from a list of 3xHxW uint8 tensors."""
+
+    def __init__(self, images: list[torch.Tensor], patch: int, seed: int = 0) -> None:
+        self.images = [im for im in images if min(im.shape[-2:]) >= patch]
+        if not self.images:
+            raise ValueError(f"no training image is at least {patch} px on each side")
+        # Bigger images are drawn more often: roughly uniform over pixels.
+        areas = torch.tensor([im.shape[-1] * im.shape[-2] for im in self.images], dtype=torch.float)
+        self.weights = areas / areas.sum()
+        self.patch = patch
+        self.g = torch.Generator().manual_seed(seed)
+
+    def __call__(self, batch: int) -> torch.Tensor:
+        picks = torch.multinomial(self.weights, batch, replacement=True, generator=self.g)
+        out = []
+        for i in picks.tolist():
+            im = self.images[i]
+            h, w = im.shape[-2:]
+            y = int(torch.randint(0, h - self.patch + 1, (1,), generator=self.g))
+            x = int(torch.randint(0, w - self.patch + 1, (1,), generator=self.g))
+            crop = im[:, y:y + self.patch, x:x + self.patch]
+            flips = torch.randint(0, 2, (3,), generator=self.g).tolist()
+            if flips[0]:
+                crop = crop.flip(-1)
+            if flips[1]:
+                crop = crop.flip(-2)
+            if flips[2]:
+                crop = crop.transpose(-1, -2)
+            out.append(crop)
+        return torch.stack(out).float().div_(255.0)
+
+
+def save_checkpoint(path: Path, model: nn.Module, opts: dict[str, torch.optim.Optimizer],
+                    meta: dict[str, Any]) -> None:
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    groups = {}
+    for name, opt in opts.items():
+        sd = opt.state_dict()
+        groups[name] = sd["param_groups"]
+        for idx, state in sd["state"].items():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"opt.{name}.{idx}.{key}"] = value.detach().reshape(value.shape).clone()
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta), "groups": json.dumps(groups)})
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model: nn.Module, opts: dict[str, torch.optim.Optimizer],
+                    ) -> dict[str, Any]:
+    from safetensors import safe_open
+
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    groups = json.loads(metadata["groups"])
+    for name, opt in opts.items():
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        prefix = f"opt.{name}."
+        for k, v in tensors.items():
+            if k.startswith(prefix):
+                idx, key = k[len(prefix):].split(".", 1)
+                state.setdefault(int(idx), {})[key] = v
+        if name in groups:
+            opt.load_state_dict({"state": state, "param_groups": groups[name]})
+    return json.loads(metadata["meta"])
+
+
+def export_member(model: nn.Module, path: Path, keys: Callable[[str], bool] | None = None) -> None:
+    """fp16 safetensors of the model's state dict: what the family ships."""
+    sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
+          if keys is None or keys(k)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path))
+
+
+def load_member_into(model: nn.Module, path: Path) -> None:
+    sd = load_file(str(path))
+    model.load_state_dict({k: v.float() for k, v in sd.items()})
+
+
+def lr_at(progress: float, base: float, warmup_frac: float = 0.0) -> float:
+    """Cosine decay to 2% of base, with an optional linear warm-up."""
+    if warmup_frac > 0 and progress < warmup_frac:
+        return base * max(progress / warmup_frac, 0.02)
+    p = (progress - warmup_frac) / max(1e-8, 1 - warmup_frac)
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+
+
+class Trainer:
+    """Runs `step_fn(step, lr_scale) -> dict of floats` until the step or time budget ends.
+
+    Resumes from `<run_dir>/ckpt.safetensors`; writes `log.txt` and a checkpoint every
+    `save_every` seconds; calls `on_save` (e.g. exporting the member) at each save.
+    """
+
+    def __init__(self, cfg: RunConfig, model: nn.Module, opts: dict[str, torch.optim.Optimizer],
+                 run_dir: Path, save_every: float = 120.0) -> None:
+        self.cfg, self.model, self.opts = cfg, model, opts
+        self.run_dir = run_dir
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt = run_dir / "ckpt.safetensors"
+        self.save_every = save_every
+        self.step = 0
+        self.elapsed = 0.0
+        self.base_lrs = {n: [g["lr"] for g in o.param_groups] for n, o in opts.items()}
+        if self.ckpt.exists():
+            meta = load_checkpoint(self.ckpt, model, opts)
+            self.step, self.elapsed = int(meta["step"]), float(meta["elapsed"])
+            self.log(f"resumed at step {self.step}, {self.elapsed:.0f}s elapsed")
+
+    def log(self, text: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {text}"
+        with open(self.run_dir / "log.txt", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def progress(self) -> float:
+        return max(self.step / max(1, self.cfg.steps), self.elapsed / max(1e-6, self.cfg.minutes * 60))
+
+    def save(self, on_save: Callable[[], None] | None) -> None:
+        save_checkpoint(self.ckpt, self.model, self.opts,
+                        {"step": self.step, "elapsed": self.elapsed, "config": asdict(self.cfg)})
+        if on_save:
+            on_save()
+
+    def run(self, step_fn: Callable[[int, float], dict[str, float]],
+            on_save: Callable[[], None] | None = None, log_every: int = 50) -> dict[str, Any]:
+        warm = self.cfg.warmup / max(1, self.cfg.steps)
+        last_save = time.monotonic()
+        sums: dict[str, float] = {}
+        count = 0
+        while self.progress() < 1.0:
+            t0 = time.monotonic()
+            scale = lr_at(self.progress(), 1.0, warm)
+            for name, opt in self.opts.items():
+                for g, base in zip(opt.param_groups, self.base_lrs[name], strict=True):
+                    g["lr"] = base * scale
+            losses = step_fn(self.step, scale)
+            self.step += 1
+            self.elapsed += time.monotonic() - t0
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+            if self.step % log_every == 0:
+                avg = " ".join(f"{k}={v / count:.5f}" for k, v in sums.items())
+                self.log(f"step {self.step} lr×{scale:.3f} {self.elapsed:.0f}s "
+                         f"{self.step / max(self.elapsed, 1e-6):.2f} it/s {avg}")
+                sums, count = {}, 0
+            if time.monotonic() - last_save > self.save_every:
+                self.save(on_save)
+                last_save = time.monotonic()
+        self.save(on_save)
+        self.log(f"done: {self.step} steps in {self.elapsed:.0f}s")
+        return {"steps": self.step, "seconds": round(self.elapsed, 1)}
+
+
+def write_training_record(path: Path, cfg: RunConfig, result: dict[str, Any],
+                          notes: dict[str, Any] | None = None) -> None:
+    """Append/replace this member's entry in the family's training.json."""
+    record: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"members": {}}
+    record["members"][cfg.member] = {
+        **asdict(cfg), **result, "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(notes or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def setup_threads(threads: int = 1) -> None:
+    torch.set_num_threads(threads)
+    try:
+        os.nice(0)
+    except OSError:
+        pass

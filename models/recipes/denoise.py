@@ -1,0 +1,98 @@
+"""Train the `denoise` family: sigma 25 from scratch, then 15 and 50 fine-tuned from it.
+
+    python -m models.recipes.denoise                 # every member, in order
+    python -m models.recipes.denoise --member sigma50 --minutes 12
+    python -m models.recipes.denoise --member ref35  # report-only reference at sigma 35
+    python -m models.recipes.denoise --smoke --out /tmp/x   # seconds, synthetic data
+
+Noise is additive white Gaussian noise on [0, 255] images, not clipped (the usual AWGN
+benchmark). Fine-tuning from one parent is what keeps the filters correlated (paper
+Sec. 3.2), so that interpolating the members' weights gives in-between noise levels.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from dni import archs
+
+from . import common, data
+
+ARCH = {"features": 64, "layers": 10}
+SMOKE_ARCH = {"features": 8, "layers": 3}
+# member -> (sigma, parent member or None, default minutes, default lr)
+MEMBERS: dict[str, tuple[float, str | None, float, float]] = {
+    "sigma25": (25, None, 40, 1e-3),
+    "sigma15": (15, "sigma25", 14, 2e-4),
+    "sigma50": (50, "sigma25", 14, 2e-4),
+}
+REFERENCES = {f"ref{s}": (float(s), "sigma25", 14.0, 2e-4) for s in (20, 35, 45)}
+
+
+def member_path(out: Path, member: str) -> Path:
+    if member.startswith("ref"):
+        return out / "report" / "refs" / f"denoise-{member}.safetensors"
+    return out / "denoise" / f"{member}.safetensors"
+
+
+def train_member(member: str, out: Path, runs: Path, minutes: float | None, steps: int | None,
+                 smoke: bool) -> None:
+    sigma, parent, default_minutes, lr = {**MEMBERS, **REFERENCES}[member]
+    arch = SMOKE_ARCH if smoke else ARCH
+    cfg = common.RunConfig(
+        family="denoise", member=member, steps=steps or (4 if smoke else 200_000),
+        minutes=minutes if minutes is not None else (0.5 if smoke else default_minutes),
+        lr=lr, batch=4 if smoke else 16, patch=32 if smoke else 64,
+        init_from=str(member_path(out, parent)) if parent else None,
+        warmup=0 if (parent or smoke) else 200, seed={"sigma25": 0}.get(member, 1),
+        extra={"sigma": sigma, "arch": arch, "loss": "L1", "noise": "AWGN unclipped"})
+    torch.manual_seed(cfg.seed)
+    model = archs.build("dni-denoise", arch)
+    if parent:
+        common.load_member_into(model, member_path(out, parent))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    images = data.smoke_images() if smoke else data.load_folder(data.IMAGES / "train")
+    sampler = common.CropSampler(images, cfg.patch, seed=cfg.seed)
+    noise_gen = torch.Generator().manual_seed(cfg.seed + 100)
+    target = member_path(out, member)
+
+    def step(_: int, __: float) -> dict[str, float]:
+        clean = sampler(cfg.batch)
+        noisy = clean + torch.randn(clean.shape, generator=noise_gen) * (sigma / 255.0)
+        loss = F.l1_loss(model(noisy), clean)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"l1": loss.item()}
+
+    trainer = common.Trainer(cfg, model, {"adam": opt}, runs / "denoise" / member)
+    result = trainer.run(step, on_save=lambda: common.export_member(model, target))
+    record = out / ("report/refs/training.json" if member.startswith("ref")
+                    else "denoise/training.json")
+    common.write_training_record(record, cfg, result)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--member", default="all",
+                   choices=["all", "refs", *MEMBERS, *REFERENCES])
+    p.add_argument("--minutes", type=float)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--out", type=Path, default=common.ROOT)
+    p.add_argument("--runs", type=Path)
+    args = p.parse_args(argv)
+    common.setup_threads(args.threads)
+    runs = args.runs or (args.out / "runs" if args.smoke else common.RUNS)
+    order = {"all": list(MEMBERS), "refs": list(REFERENCES)}.get(args.member, [args.member])
+    for member in order:
+        train_member(member, args.out, runs, args.minutes, args.steps, args.smoke)
+
+
+if __name__ == "__main__":
+    main()
