@@ -29,7 +29,8 @@ class Tile:
         return self.ramp_y[:, None] * self.ramp_x[None, :]
 
 
-def _axis(length: int, tile: int, pad: int, scale: int) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
+def _axis(length: int, tile: int, pad: int, scale: int,
+          ) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
     """Per tile along one axis: src start/end (input), dst start/end (output), ramp."""
     band = pad // 2
     starts = list(range(0, length, tile))

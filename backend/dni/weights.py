@@ -63,7 +63,8 @@ def check_compatible(state_dicts: list[StateDict], labels: list[str]) -> None:
     for sd, label in zip(state_dicts[1:], labels[1:], strict=True):
         missing = [k for k in first if k not in sd]
         if missing:
-            raise IncompatibleModels(f"{label} has no tensor {missing[0]!r} (present in {first_label})")
+            raise IncompatibleModels(f"{label} has no tensor {missing[0]!r} "
+                                     f"(present in {first_label})")
         extra = [k for k in sd if k not in first]
         if extra:
             raise IncompatibleModels(f"{label} has an extra tensor {extra[0]!r} "

@@ -1,0 +1,83 @@
+"""Tiled inference equals untiled inference where the receptive field fits the overlap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dni.tiling import plan_tiles
+
+from conftest import photo
+
+
+@pytest.mark.parametrize("height, width, tile, pad, scale", [
+    (100, 77, 32, 8, 1), (64, 64, 64, 16, 1), (90, 130, 40, 16, 2), (33, 200, 48, 8, 4)])
+def test_ramps_form_a_partition_of_unity(height: int, width: int, tile: int, pad: int,
+                                         scale: int) -> None:
+    total = np.zeros((height * scale, width * scale))
+    for t in plan_tiles(height, width, tile, pad, scale):
+        y0, y1, x0, x1 = t.dst
+        sy0, sy1, sx0, sx1 = t.src
+        # the output region lies inside what the network saw
+        assert sy0 * scale <= y0 and y1 <= sy1 * scale and sx0 * scale <= x0 and x1 <= sx1 * scale
+        total[y0:y1, x0:x1] += t.weights()
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("family_name, tile", [("tiny", 32), ("tiny-x2", 40), ("tiny3", 48)])
+def test_tiled_equals_untiled(tiny_family_dir, family_name: str, tile: int) -> None:
+    import dni
+
+    family = dni.load_family(tiny_family_dir / family_name)
+    # tiny families: 3 conv layers of 3x3 -> receptive-field radius 3 <= pad // 2 = 8
+    image = photo().astype(np.float32) / 255.0
+    whole = family.apply(image, strength=0.4, tile=4096)
+    tiled = family.apply(image, strength=0.4, tile=tile)
+    assert len(plan_tiles(*image.shape[:2], tile, 16)) > 4
+    np.testing.assert_allclose(tiled, whole, atol=1e-4, rtol=0)
+
+
+def test_progress_per_tile_and_cancel_between_tiles(tiny_family_dir) -> None:
+    import dni
+    from dni.errors import Cancelled
+
+    family = dni.load_family(tiny_family_dir / "tiny")
+    image = photo()
+    seen: list[float] = []
+    family.apply(image, strength=0.5, tile=32, progress=lambda f, _s: seen.append(f))
+    tiles = len(plan_tiles(*image.shape[:2], 32, 16))
+    assert len(seen) == tiles and seen == sorted(seen) and seen[-1] == 1.0
+
+    calls = []
+
+    def cancel_after_two() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(Cancelled):
+        family.apply(image, strength=0.5, tile=32, cancelled=cancel_after_two,
+                     progress=lambda f, _s: seen.append(f))
+    assert len(calls) == 3  # checked before every tile, stopped at the third
+
+
+def test_out_of_memory_halves_the_tile(tiny_family_dir, monkeypatch) -> None:
+    import dni
+
+    family = dni.load_family(tiny_family_dir / "tiny")
+    image = photo()
+    expected = family.apply(image, strength=0.5, tile=128)
+    real_forward = family._forward
+    sizes: list[int] = []
+
+    def forward(rgb, t):  # noqa: ANN001, ANN202 - stand-in for an allocator failure
+        side = t.src[1] - t.src[0]
+        sizes.append(side)
+        if side > 100:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        return real_forward(rgb, t)
+
+    monkeypatch.setattr(family, "_forward", forward)
+    out = family.apply(image, strength=0.5, tile=128)
+    assert sizes[0] == 128 and max(sizes[1:]) < 128
+    np.testing.assert_allclose(out.astype(int), expected.astype(int), atol=1)
