@@ -159,7 +159,8 @@ class Trainer:
             f.write(line + "\n")
 
     def progress(self) -> float:
-        return max(self.step / max(1, self.cfg.steps), self.elapsed / max(1e-6, self.cfg.minutes * 60))
+        by_time = self.elapsed / max(1e-6, self.cfg.minutes * 60)
+        return max(self.step / max(1, self.cfg.steps), by_time)
 
     def save(self, on_save: Callable[[], None] | None) -> None:
         save_checkpoint(self.ckpt, self.model, self.opts,

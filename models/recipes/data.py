@@ -37,7 +37,8 @@ MATE_TRAIN = ["Aqua.jpg", "Blinds.jpg", "Dune.jpg", "FreshFlower.jpg", "Garden.j
 SKIMAGE_TRAIN = ["chelsea.png", "rocket.jpg", "motorcycle_left.png", "astronaut.png"]
 
 # Held out from every training run; the report evaluates on these.
-VALIDATION = {"opencv": ["baboon.jpg", "butterfly.jpg"], "mate": ["LadyBird.jpg", "YellowFlower.jpg"],
+VALIDATION = {"opencv": ["baboon.jpg", "butterfly.jpg"],
+              "mate": ["LadyBird.jpg", "YellowFlower.jpg"],
               "skimage": ["coffee.png"]}
 
 STYLE_FILES = {"starry_night": ("opencv-doc", f"{_OPENCV}/starry_night.jpg"),

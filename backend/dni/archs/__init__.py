@@ -44,8 +44,8 @@ def build(name: str, options: dict[str, Any]) -> nn.Module:
 
 
 # Importing the modules registers their architectures.
-from . import (
-    denoise,  # noqa: E402,F401
-    plain,  # noqa: E402,F401
-    stylize,  # noqa: E402,F401
+from . import (  # noqa: E402
+    denoise,  # noqa: F401
+    plain,  # noqa: F401
+    stylize,  # noqa: F401
 )

@@ -27,6 +27,14 @@ class DenoiseNet(nn.Module):
             body += [nn.Conv2d(features, features, 3, padding=1), nn.ReLU(inplace=True)]
         body.append(nn.Conv2d(features, inner, 3, padding=1))
         self.body = nn.Sequential(*body)
+        # He init: PyTorch's default shrinks activations ~2.5x per ReLU layer, which
+        # stalls training of plain deep stacks; a small last layer starts near identity.
+        for module in self.body:
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+        with torch.no_grad():
+            body[-1].weight.mul_(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
