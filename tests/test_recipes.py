@@ -1,0 +1,70 @@
+"""Smoke runs of every training recipe: tiny nets, synthetic images, a few steps."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dni.manifest import load_manifest  # noqa: E402
+from dni.weights import build_model, read_state_dict  # noqa: E402
+from models.recipes import denoise, stylize, super_resolve  # noqa: E402
+from models.recipes.common import load_checkpoint  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _members(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.safetensors"))
+
+
+def test_denoise_smoke_trains_every_member_and_resumes(tmp_path: Path) -> None:
+    denoise.main(["--smoke", "--out", str(tmp_path)])
+    files = _members(tmp_path / "denoise")
+    assert [f.stem for f in files] == ["sigma15", "sigma25", "sigma50"]
+    sd = read_state_dict(files[0])
+    model = build_model("dni-denoise", denoise.SMOKE_ARCH, sd)
+    assert model(torch.rand(1, 3, 17, 20)).shape == (1, 3, 17, 20)
+    # A second run resumes from the checkpoint instead of starting over.
+    ckpt = tmp_path / "runs" / "denoise" / "sigma25" / "ckpt.safetensors"
+    steps = load_checkpoint(ckpt, model.train(), {})["step"]
+    denoise.main(["--smoke", "--member", "sigma25", "--out", str(tmp_path)])
+    assert "resumed at step" in (ckpt.parent / "log.txt").read_text()
+    assert load_checkpoint(ckpt, model, {})["step"] == steps
+    assert (tmp_path / "denoise" / "training.json").exists()
+
+
+def test_super_resolve_smoke_gives_spandrel_compact_members(tmp_path: Path) -> None:
+    super_resolve.main(["--smoke", "--out", str(tmp_path)])
+    files = _members(tmp_path / "super-resolve")
+    assert [f.stem for f in files] == ["detailed", "faithful"]
+    for f in files:
+        model = build_model("auto", {}, read_state_dict(f))
+        assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+
+
+def test_stylize_smoke_trains_three_styles_and_the_stroke_pair(tmp_path: Path) -> None:
+    stylize.main(["--smoke", "--out", str(tmp_path)])
+    assert [f.stem for f in _members(tmp_path / "stylize")] == [
+        "elephants", "graffiti", "starry_night"]
+    assert [f.stem for f in _members(tmp_path / "stylize-stroke")] == ["broad", "fine"]
+    sd = read_state_dict(tmp_path / "stylize" / "graffiti.safetensors")
+    model = build_model("dni-stylize", stylize.SMOKE_ARCH, sd)
+    assert model(torch.rand(1, 3, 30, 22)).shape == (1, 3, 30, 22)
+
+
+def test_bundled_manifests_match_the_recipes() -> None:
+    """The shipped manifests' options are the ones the recipes train with."""
+    assert load_manifest(ROOT / "models" / "denoise").architecture_options == denoise.ARCH
+    assert load_manifest(ROOT / "models" / "stylize").architecture_options == stylize.ARCH
+    assert load_manifest(ROOT / "models" / "stylize-stroke").architecture_options == stylize.ARCH
