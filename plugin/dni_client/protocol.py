@@ -176,10 +176,10 @@ def encode_header(header: dict[str, Any]) -> bytes:
 
 def decode_header(raw: Any, max_bytes: int = MAX_HEADER_BYTES) -> dict[str, Any]:
     """Parse a header frame; ProtocolError on anything but a small JSON object."""
-    data = bytes(raw)
-    if len(data) > max_bytes:
+    if len(raw) > max_bytes:
         raise ProtocolError("too_large",
-                            f"header of {len(data)} bytes exceeds the limit of {max_bytes}")
+                            f"header of {len(raw)} bytes exceeds the limit of {max_bytes}")
+    data = bytes(raw)
     try:
         value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

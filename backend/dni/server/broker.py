@@ -1,0 +1,58 @@
+"""Scale-out: clients -> ROUTER (frontend) -> zmq.proxy -> DEALER (backend) -> workers.
+
+Each worker is a `dni serve --connect BACKEND` (one per GPU or host). The DEALER hands
+requests to the connected workers in turn; replies travel back along the routing ids
+that the frontend ROUTER and each worker's ROUTER put before the empty delimiter.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import zmq
+
+from .security import CurveKeys, check_endpoint, make_curve_server, start_authenticator
+
+log = logging.getLogger("dni.broker")
+
+
+class Broker:
+    def __init__(self, frontend: str, backend: str, *, curve: CurveKeys | None = None,
+                 max_message_bytes: int = -1, context: zmq.Context | None = None) -> None:
+        check_endpoint(frontend, curve)
+        check_endpoint(backend, curve)
+        self._context = context or zmq.Context()
+        self._auth = start_authenticator(self._context, curve) if curve else None
+        self.frontend = self._context.socket(zmq.ROUTER)
+        self.backend = self._context.socket(zmq.DEALER)
+        for sock in (self.frontend, self.backend):
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+            sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+            sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+            if curve is not None:
+                # Workers connect with the folder's client key pair, clients with theirs;
+                # both are checked against authorized/.
+                make_curve_server(sock, curve)
+        self.frontend.bind(_wildcard(frontend))
+        self.backend.bind(_wildcard(backend))
+        self.endpoints = (self.frontend.getsockopt_string(zmq.LAST_ENDPOINT),
+                          self.backend.getsockopt_string(zmq.LAST_ENDPOINT))
+
+    def serve(self) -> None:
+        """Forward until ctrl-C (or until the context is terminated)."""
+        try:
+            zmq.proxy(self.frontend, self.backend)
+        except (zmq.ContextTerminated, KeyboardInterrupt):
+            pass
+        finally:
+            self.frontend.close(linger=0)
+            self.backend.close(linger=0)
+            if self._auth is not None:
+                self._auth.stop()
+
+
+def _wildcard(endpoint: str) -> str:
+    # 'tcp://127.0.0.1:0' asks for any free port, as in most other tools.
+    return endpoint[:-2] + ":*" if endpoint.startswith("tcp://") and endpoint.endswith(":0") \
+        else endpoint
