@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 import struct
 import sys
-from typing import NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 # Context the network sees around a selection so its edges match the surroundings
 # (a receptive field of a few dozen pixels covers the bundled architectures).
@@ -193,7 +194,8 @@ def _samples(data: bytes, code: str) -> Sequence[float]:
         return data
     if sys.byteorder == "little":
         return memoryview(data).cast(code)
-    return struct.unpack("<%d%s" % (len(data) // struct.calcsize(code), code), data)
+    count = len(data) // struct.calcsize(code)
+    return struct.unpack(f"<{count}{code}", data)
 
 
 def _to_u8(value: float, peak: float) -> int:
@@ -324,7 +326,7 @@ def layer_name(title: str, strength: float | None, weights: Sequence[float] | No
 
 # -- weights -----------------------------------------------------------------------------
 
-def convex(weights: Sequence[float]) -> Tuple[float, ...]:
+def convex(weights: Sequence[float]) -> tuple[float, ...]:
     """Non-negative weights that sum to 1, for a mixer whose sliders the user moved."""
     clean = [max(0.0, float(w)) for w in weights]
     total = sum(clean)
@@ -335,7 +337,7 @@ def convex(weights: Sequence[float]) -> Tuple[float, ...]:
     return tuple(w / total for w in clean)
 
 
-def set_weight(weights: Sequence[float], index: int, value: float) -> Tuple[float, ...]:
+def set_weight(weights: Sequence[float], index: int, value: float) -> tuple[float, ...]:
     """Move one weight of a convex mix to `value` and share the rest among the others in
     their current proportions (equally if they are all zero): the linked-sliders rule."""
     count = len(weights)
@@ -357,7 +359,7 @@ def set_weight(weights: Sequence[float], index: int, value: float) -> Tuple[floa
 
 
 def strength_for_weights(weights: Sequence[float], positions: Sequence[float]
-                         ) -> Optional[float]:
+                         ) -> float | None:
     """The strength whose weights these are (two neighbouring members only), else None."""
     lo, hi = positions[0], positions[-1]
     if hi == lo:
@@ -372,7 +374,7 @@ def strength_for_weights(weights: Sequence[float], positions: Sequence[float]
     return None
 
 
-def weights_for_strength(strength: float, positions: Sequence[float]) -> Tuple[float, ...]:
+def weights_for_strength(strength: float, positions: Sequence[float]) -> tuple[float, ...]:
     """The engine's convention: members ordered by position, 0 = first, 1 = last, linear
     between the two neighbours of the point on the axis."""
     count = len(positions)
