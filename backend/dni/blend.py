@@ -118,7 +118,7 @@ class Blender:
                 else:
                     coeffs = torch.tensor([w], dtype=stacked.dtype, device=stacked.device)
                     torch.mm(coeffs, stacked, out=flat.view(1, -1))
-            if len(active) > 1:
+            if len(active) > 2:  # a copy back is cheaper than this product; not than a lerp
                 self._remember(w)
         self._current = w
 

@@ -33,7 +33,7 @@ def _axis(length: int, tile: int, pad: int, scale: int,
           ) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
     """Per tile along one axis: src start/end (input), dst start/end (output), ramp."""
     band = pad // 2
-    starts = list(range(0, length, tile))
+    starts = list(range(0, length, tile))  # tile is already balanced for this length
     for index, start in enumerate(starts):
         end = min(start + tile, length)
         first, last = index == 0, index == len(starts) - 1
@@ -52,15 +52,23 @@ def _axis(length: int, tile: int, pad: int, scale: int,
         yield src0, src1, dst0, dst1, ramp.astype(np.float32)
 
 
+def balanced(length: int, tile: int, align: int) -> int:
+    """The smallest aligned step that covers `length` in as few tiles as `tile` allows:
+    2048 px with tiles of at most 1600 become two tiles of 1024, not 1600 + 448."""
+    count = -(-length // tile)
+    step = -(-length // count)
+    return -(-step // align) * align
+
+
 def plan_tiles(height: int, width: int, tile: int, pad: int, scale: int = 1,
                align: int = 1) -> list[Tile]:
-    """Tiles covering a height x width image; `tile` and `pad` are rounded to `align`."""
+    """Tiles of at most `tile` pixels covering a height x width image."""
     tile = max(align, tile // align * align)
     pad = pad // align * align
     if height <= tile and width <= tile:
         pad = 0
-    rows = list(_axis(height, tile, pad, scale))
-    cols = list(_axis(width, tile, pad, scale))
+    rows = list(_axis(height, balanced(height, tile, align), pad, scale))
+    cols = list(_axis(width, balanced(width, tile, align), pad, scale))
     return [
         Tile((sy0, sy1, sx0, sx1), (dy0, dy1, dx0, dx1), ry, rx)
         for sy0, sy1, dy0, dy1, ry in rows

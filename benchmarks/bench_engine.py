@@ -1,0 +1,163 @@
+"""Engine benchmark (issue 3): interpolation at memory speed, and tiling overhead.
+
+    python benchmarks/bench_engine.py [--quick] [--device D]
+
+Interpolation: a two-member family of ESRGAN x4 RRDBNets (23 blocks, 64 filters, 16.7M
+parameters), members written as safetensors and loaded with architecture "auto"
+(spandrel). Measured side by side in one run:
+  * our new weighting (one fused lerp into the live model),
+  * a plain torch copy of the same parameters (the memory-bandwidth yardstick),
+  * the state-dict loop + load_state_dict that ESRGAN's net_interp.py and chaiNNer do.
+Tiling: one untiled forward of a 2048x2048 image vs our tiled, feathered run on the same
+image, with a network small enough to run untiled on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+import dni
+from dni.device import resolve_device
+from dni.family import DEFAULT_PAD
+from dni.tiling import plan_tiles
+
+
+def side_by_side(fns: list[Callable[[], object]], repeat: int,
+                 sync: Callable[[], None] = lambda: None) -> list[float]:
+    """Median seconds per call of each function, run interleaved after a warm-up so
+    that a busy machine slows them all alike."""
+    samples: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
+        fn()
+    sync()
+    for _ in range(repeat):
+        for fn, out in zip(fns, samples, strict=True):
+            start = time.perf_counter()
+            fn()
+            sync()
+            out.append(time.perf_counter() - start)
+    return [statistics.median(s) for s in samples]
+
+
+def write_rrdb_family(root: Path) -> Path:
+    from spandrel.architectures.ESRGAN import ESRGAN as RRDBNet
+
+    folder = root / "rrdb"
+    folder.mkdir()
+    torch.manual_seed(0)
+    base = RRDBNet(num_filters=64, num_blocks=23, scale=4).state_dict()
+    tuned = {k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in base.items()}  # a stand-in for a GAN fine-tune
+    for name, sd in (("psnr", base), ("gan", tuned)):
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(folder / f"{name}.safetensors"))
+    (folder / "family.toml").write_text(
+        'name = "rrdb"\ntask = "super-resolve"\narchitecture = "auto"\nscale = 4\n'
+        '[[members]]\nlabel = "PSNR"\nfile = "psnr.safetensors"\nposition = 0\n'
+        '[[members]]\nlabel = "GAN"\nfile = "gan.safetensors"\nposition = 1\n')
+    return folder
+
+
+def bench_interpolation(device: str, repeat: int) -> list[tuple[str, str]]:
+    dev = resolve_device(device)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    with tempfile.TemporaryDirectory() as tmp:
+        family = dni.load_family(write_rrdb_family(Path(tmp)), device=device)
+    blender, model = family.blender, family.model
+    params = blender.parameter_count
+    nbytes = params * 4
+
+    alphas = iter(np.linspace(0.01, 0.99, 10_000).tolist())
+    src = torch.randn(params, device=dev)
+    dst = torch.empty_like(src)
+
+    # ESRGAN net_interp.py / chaiNNer: loop over the state dicts, then load_state_dict.
+    net_a = {k: v.clone() for k, v in model.state_dict().items()}
+    net_b = {k: v + 1.0 if v.is_floating_point() else v for k, v in net_a.items()}
+
+    def state_dict_loop() -> None:
+        alpha = 0.3
+        mixed = {k: (1 - alpha) * v + alpha * net_b[k] for k, v in net_a.items()}
+        model.load_state_dict(mixed)
+
+    t_ours, t_copy, t_loop = side_by_side(
+        [lambda: blender.set_weights([1 - (a := next(alphas)), a]), lambda: dst.copy_(src),
+         state_dict_loop], repeat, sync)
+
+    bw_ours = 3 * nbytes / t_ours  # reads two members, writes the live model
+    bw_copy = 2 * nbytes / t_copy  # reads one tensor, writes one
+    return [
+        ("parameters", f"{params / 1e6:.1f} M ({nbytes / 2**20:.0f} MiB fp32)"),
+        ("new weighting (ours, fused lerp)", f"{t_ours * 1e3:.1f} ms  = {bw_ours / 1e9:.2f} GB/s"),
+        ("plain torch copy", f"{t_copy * 1e3:.1f} ms  = {bw_copy / 1e9:.2f} GB/s"),
+        ("state-dict loop + load_state_dict", f"{t_loop * 1e3:.1f} ms"),
+        ("bandwidth ours / copy (goal >= 0.70)", f"{bw_ours / bw_copy:.2f}"),
+        ("speed-up vs state-dict loop (goal >= 10)", f"{t_loop / t_ours:.1f}x"),
+    ]
+
+
+def bench_tiling(device: str, size: int, tile: int | None) -> list[tuple[str, str]]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import correlated_states, write_family
+
+    options = {"features": 32, "layers": 6}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_family(Path(tmp), "conv6", correlated_states(options, 2),
+                              options=options)
+        family = dni.load_family(folder, device=device)
+    rng = np.random.default_rng(0)
+    image = rng.random((size, size, 3), dtype=np.float32)
+    family.blender.set_weights([0.5, 0.5])
+
+    def untiled() -> None:
+        with torch.inference_mode():
+            x = torch.from_numpy(image.transpose(2, 0, 1)).unsqueeze(0).to(family.device)
+            family.model(x).cpu()
+
+    tile = tile or family.auto_tile()
+    tiles = len(plan_tiles(size, size, tile, DEFAULT_PAD))
+    t_untiled, t_tiled = side_by_side(
+        [untiled, lambda: family.apply(image, strength=0.5, tile=tile)], 3)
+    whole = family.apply(image, strength=0.5, tile=4096)
+    seam = float(np.abs(family.apply(image, strength=0.5, tile=tile) - whole).max())
+    return [
+        ("image", f"{size}x{size} RGB float32, 6-layer 32-filter conv net"),
+        ("untiled forward", f"{t_untiled:.2f} s"),
+        (f"tiled apply ({tiles} tiles of {tile}, pad {DEFAULT_PAD}, feathered)",
+         f"{t_tiled:.2f} s"),
+        ("tiled / untiled (goal <= 1.10)", f"{t_tiled / t_untiled:.3f}"),
+        ("max |tiled - untiled|", f"{seam:.2e}"),
+    ]
+
+
+def print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n{title}")
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, 1024^2 tiling")
+    parser.add_argument("--tile", type=int, help="tile size for the tiled run (default: auto)")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"device {resolve_device(args.device)}")
+    print_table("Interpolation (16.7M-parameter RRDBNet pair)",
+                bench_interpolation(args.device, 5 if args.quick else 20))
+    print_table("Tiling", bench_tiling(args.device, 1024 if args.quick else 2048, args.tile))
+
+
+if __name__ == "__main__":
+    main()
