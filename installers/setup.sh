@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One command: install the DNI backend (and its test tools) into .venv, then run the
+# demo on the bundled defaults: denoise a noisy photo and draw a strength sweep.
+#
+#   bash installers/setup.sh            # install + demo (writes out/)
+#   bash installers/setup.sh --no-demo  # install only
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+demo=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-demo) demo=0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+  for candidate in python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; break; fi
+  done
+fi
+if [ -z "$python" ] || ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "setup.sh: needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv with $("$python" --version)"
+  "$python" -m venv .venv
+fi
+echo "== installing the backend (torch, spandrel, pyzmq, ...) into .venv"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]" \
+  2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c 'import dni, torch, zmq, spandrel' \
+  || { echo "setup.sh: the install did not complete; see the pip messages above" >&2; exit 1; }
+
+if [ "$demo" = 1 ]; then
+  mkdir -p out
+  echo "== installed families"
+  .venv/bin/dni families
+  echo "== demo: denoise samples/astronaut-noisy-sigma25.png"
+  .venv/bin/dni apply samples/astronaut-noisy-sigma25.png -o out/denoised.png \
+    --family denoise --preset Medium
+  .venv/bin/dni sweep samples/astronaut-noisy-sigma25.png -o out/denoise-sweep.png \
+    --family denoise --steps 5 --compare-pixel
+  echo "== done: see out/denoised.png and out/denoise-sweep.png"
+fi
