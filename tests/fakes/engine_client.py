@@ -1,0 +1,97 @@
+"""A stand-in for dni_client.Client that runs the real engine in-process.
+
+The plugin's unit tests use it with the fake `krita` module: the pixels that come back are
+what the server would compute, so the tests check real results without sockets. `mode`
+switches on the faults the plugin must survive (backend gone mid-job, slow jobs to cancel).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dni import layouts
+from dni.engine import Engine
+from dni_client.client import Event
+
+
+class EngineClient:
+    engine: Engine | None = None
+    mode = "ok"  # "ok", "lost" (connection_lost on poll), "hold" (never finishes)
+    instances: list[EngineClient] = []
+
+    def __init__(self, endpoint: str, **kwargs: Any) -> None:
+        self.endpoint = endpoint
+        self.kwargs = kwargs
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.cancelled: list[str] = []
+        self.closed = False
+        self.submitted: list[dict[str, Any]] = []
+        self._n = 0
+        EngineClient.instances.append(self)
+
+    def hello(self) -> dict[str, Any]:
+        return {"protocol": 1, "devices": ["cpu"], "server": "fake"}
+
+    def families(self) -> list[dict[str, Any]]:
+        assert self.engine is not None
+        return self.engine.families()
+
+    def submit(self, family: str, width: int, height: int, layout: str, pixels: Any, *,
+               strength: float | None = None, weights: Any = None, mask: Any = None,
+               strength_map: Any = None, mode: str = "network", preview: bool = False,
+               tile: int | None = None) -> str:
+        self._n += 1
+        job_id = f"job{self._n}"
+        job = dict(family=family, width=width, height=height, layout=layout,
+                   pixels=bytes(pixels), strength=strength, weights=weights, mask=mask,
+                   strength_map=strength_map, mode=mode, preview=preview)
+        self.jobs[job_id] = job
+        self.submitted.append(job)
+        return job_id
+
+    def cancel(self, job_id: str) -> None:
+        self.cancelled.append(job_id)
+
+    def _run(self, job: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        assert self.engine is not None
+        w, h = job["width"], job["height"]
+        image = layouts.to_array(job["pixels"], w, h, job["layout"])
+        mask = None if job["mask"] is None else layouts.plane_to_array(job["mask"], w, h)
+        smap = None if job["strength_map"] is None else layouts.plane_to_array(
+            job["strength_map"], w, h)
+        out = self.engine.run(job["family"], np.array(image), strength=job["strength"],
+                              weights=job["weights"], mask=mask, strength_map=smap,
+                              mode=job["mode"])
+        data = layouts.to_bytes(out, job["layout"])
+        header = {"kind": "result", "width": int(out.shape[1]), "height": int(out.shape[0]),
+                  "layout": layouts.resolve(job["layout"])}
+        return header, data
+
+    def poll(self, timeout_ms: int = 0) -> list[Event]:
+        events = []
+        for job_id in list(self.jobs):
+            job = self.jobs[job_id]
+            if job_id in self.cancelled:
+                del self.jobs[job_id]
+                events.append(Event("error", job_id, {"kind": "error", "id": job_id,
+                                                      "code": "cancelled",
+                                                      "message": "cancelled"}))
+            elif self.mode == "lost":
+                del self.jobs[job_id]
+                events.append(Event("error", job_id, {
+                    "kind": "error", "id": job_id, "code": "connection_lost",
+                    "message": "no answer for 20 s"}))
+            elif self.mode == "hold":
+                events.append(Event("progress", job_id, {"kind": "progress", "id": job_id,
+                                                         "fraction": 0.5}))
+            else:
+                del self.jobs[job_id]
+                header, data = self._run(job)
+                header["id"] = job_id
+                events.append(Event("result", job_id, header, data))
+        return events
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,427 @@
+"""The Krita plugin's logic against a fake `krita` module and the real engine.
+
+tests/fakes/krita.py keeps pixels in Krita's byte layouts; tests/fakes/engine_client.py
+answers jobs with the engine's real output. So these check the bytes that would land in a
+Krita layer: placement, selections with soft edges, every RGBA depth, super-resolution,
+strength maps, the "replace" path, and that faults leave the document untouched.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "fakes"))
+sys.path.insert(0, str(ROOT / "plugin" / "krita"))
+
+import krita as fake  # noqa: E402  (tests/fakes/krita.py)
+from engine_client import EngineClient  # noqa: E402
+
+from dni import layouts  # noqa: E402
+from dni.engine import Engine  # noqa: E402
+
+
+@pytest.fixture()
+def app(tmp_path, tiny_family_dir, monkeypatch):
+    """A fresh fake Krita and a plugin connection whose client runs the engine."""
+    import dni_krita
+    from dni_krita import api
+    from dni_krita.connection import Connection
+    from dni_krita.settings import Settings
+
+    from dni_client import launcher
+
+    k = fake.Krita.reset()
+    k.app_data = str(tmp_path / "appdata")
+    EngineClient.engine = Engine("cpu", [tiny_family_dir])
+    EngineClient.mode = "ok"
+    EngineClient.instances = []
+    monkeypatch.setattr(launcher, "port_open", lambda *a, **k: True)
+    api.set_connection(Connection(Settings.load(), client_class=EngineClient))
+    yield k
+    api.set_connection(None)
+    assert dni_krita is not None
+
+
+def rgba_u8(width: int, height: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)
+    img[..., 3] = 255
+    return img
+
+
+def make_doc(app, width=40, height=30, depth="U8", image=None, model="RGBA"):
+    doc = app.add_document(fake.Document(width, height, depth=depth, model=model))
+    layer = doc.createNode("Paint", "paintlayer")
+    doc.rootNode().addChildNode(layer, None)
+    doc.setActiveNode(layer)
+    if model == "RGBA":
+        img = rgba_u8(width, height) if image is None else image
+        layout = f"krita:{depth}"
+        arr = img.astype(np.float32) / 255.0 if depth in ("F16", "F32") else img
+        if depth == "U16":
+            arr = img.astype(np.uint16) * 257
+        layer.setPixelData(layouts.to_bytes(arr, layout), 0, 0, width, height)
+    doc.undo_log.clear()
+    return doc, layer
+
+
+def read(layer, doc, depth="U8"):
+    data = layer.pixelData(0, 0, doc.width(), doc.height())
+    return layouts.to_array(data, doc.width(), doc.height(), f"krita:{depth}")
+
+
+def connected():
+    from dni_krita import api
+
+    conn = api.connection()
+    conn.wait_connected(timeout=5)
+    return conn
+
+
+def engine_out(img, family="tiny", **kw):
+    return EngineClient.engine.run(family, img, **kw)
+
+
+# -- happy paths ---------------------------------------------------------------------------
+
+def test_new_layer_above_holds_the_engine_result_and_source_is_untouched(app):
+    import dni_krita
+
+    doc, layer = make_doc(app)
+    before = bytes(layer.pixelData(0, 0, 40, 30))
+    new = dni_krita.run_filter("tiny", strength=0.3)
+    assert new.name() == "DNI Tiny 30%"
+    assert doc.rootNode().childNodes() == [layer, new]  # above the source
+    assert bytes(layer.pixelData(0, 0, 40, 30)) == before
+    expected = engine_out(read(layer, doc), strength=0.3)
+    np.testing.assert_array_equal(read(new, doc), expected)
+    assert ("add", new.name()) in doc.undo_log and not any(
+        op == "remove" for op, _ in doc.undo_log)
+
+
+@pytest.mark.parametrize("depth", ["U8", "U16", "F16", "F32"])
+def test_every_rgba_depth_round_trips_in_its_own_layout(app, depth):
+    import dni_krita
+
+    doc, layer = make_doc(app, 24, 20, depth=depth)
+    new = dni_krita.run_filter("tiny", weights=[0.25, 0.75])
+    assert (new.colorModel(), new.colorDepth()) == ("RGBA", depth)
+    src = read(layer, doc, depth)
+    expected = engine_out(np.array(src), weights=[0.25, 0.75])
+    got = read(new, doc, depth)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+    # The result differs from the source: the filter did something.
+    assert np.abs(got.astype(np.float64) - src.astype(np.float64)).mean() > 0
+
+
+def test_selection_limits_the_layer_with_soft_edges(app):
+    import dni_krita
+
+    doc, layer = make_doc(app, 60, 50)
+    sel = fake.Selection(60, 50)
+    sel.select(20, 10, 20, 20, 255)
+    sel.select(20, 10, 20, 1, 128)  # a soft top edge
+    doc.setSelection(sel)
+    new = dni_krita.run_filter("tiny", strength=1.0)
+    out = read(new, doc)
+    # Outside the selection: fully transparent.
+    assert out[:10].max() == 0 and out[:, :20].max() == 0 and out[30:].max() == 0
+    # Inside: the engine's result on the padded crop (context from outside the selection).
+    crop = read(layer, doc)[0:50, 0:60]  # padding 32 reaches the image edges here
+    expected = engine_out(np.array(crop), strength=1.0)
+    np.testing.assert_array_equal(out[11:30, 20:40, :3], expected[11:30, 20:40, :3])
+    assert (out[11:30, 20:40, 3] == 255).all()
+    # The soft edge halves the alpha (255 * 128 / 255 = 128).
+    assert (out[10, 20:40, 3] == 128).all()
+
+
+def test_selection_only_false_filters_the_whole_layer(app):
+    import dni_krita
+
+    doc, layer = make_doc(app)
+    sel = fake.Selection(40, 30)
+    sel.select(5, 5, 5, 5, 255)
+    doc.setSelection(sel)
+    new = dni_krita.run_filter("tiny", strength=0.5, selection_only=False)
+    np.testing.assert_array_equal(read(new, doc), engine_out(read(layer, doc), strength=0.5))
+
+
+def test_replace_is_a_new_layer_plus_an_undoable_removal(app):
+    import dni_krita
+
+    doc, layer = make_doc(app)
+    other = doc.createNode("Top", "paintlayer")
+    doc.rootNode().addChildNode(other, layer)
+    doc.undo_log.clear()
+    src = read(layer, doc)
+    new = dni_krita.run_filter("tiny", strength=0.5, target="replace")
+    assert doc.rootNode().childNodes() == [new, other]  # same place in the stack
+    assert [op for op, _ in doc.undo_log] == ["add", "remove"]
+    np.testing.assert_array_equal(read(new, doc), engine_out(src, strength=0.5))
+
+
+def test_replace_with_selection_keeps_unselected_pixels(app):
+    import dni_krita
+
+    doc, layer = make_doc(app, 50, 40)
+    sel = fake.Selection(50, 40)
+    sel.select(10, 10, 10, 10, 255)
+    doc.setSelection(sel)
+    src = read(layer, doc)
+    new = dni_krita.run_filter("tiny", strength=1.0, target="replace")
+    out = read(new, doc)
+    outside = np.ones((40, 50), bool)
+    outside[10:20, 10:20] = False
+    np.testing.assert_array_equal(out[outside], src[outside])
+    assert np.abs(out[10:20, 10:20].astype(int) - src[10:20, 10:20]).max() > 0
+
+
+def test_super_resolve_enlarges_the_image_and_fills_a_new_layer(app):
+    import dni_krita
+
+    doc, layer = make_doc(app, 20, 16)
+    src = read(layer, doc)
+    new = dni_krita.run_filter("tiny-x2", strength=0.5)
+    assert (doc.width(), doc.height()) == (40, 32)
+    assert ("scale", (40, 32)) in doc.undo_log
+    np.testing.assert_array_equal(read(new, doc), engine_out(src, "tiny-x2", strength=0.5))
+
+
+def test_super_resolve_into_a_new_document_leaves_the_source_alone(app):
+    import dni_krita
+    from dni_krita import api
+
+    doc, layer = make_doc(app, 20, 16)
+    before = bytes(layer.pixelData(0, 0, 20, 16))
+    new = dni_krita.run_filter("tiny-x2", strength=0.0, sr_output="new_document")
+    assert (doc.width(), doc.height()) == (20, 16) and doc.undo_log == []
+    assert bytes(layer.pixelData(0, 0, 20, 16)) == before
+    out_doc = app.documents()[-1]
+    assert out_doc is not doc and (out_doc.width(), out_doc.height()) == (40, 32)
+    assert out_doc in app.window.views
+    got = layouts.to_array(new.pixelData(0, 0, 40, 32), 40, 32, "krita:U8")
+    expected = engine_out(layouts.to_array(before, 20, 16, "krita:U8"), "tiny-x2",
+                          strength=0.0)
+    np.testing.assert_array_equal(got, expected)
+    assert api.last_job is not None and api.last_job.scale == 2
+
+
+def test_strength_map_from_a_grey_layer_is_sent_per_pixel(app):
+    import dni_krita
+
+    doc, layer = make_doc(app, 32, 24)
+    grey = np.zeros((24, 32, 4), np.uint8)
+    grey[:, 16:, :3] = 255
+    grey[..., 3] = 255
+    mapnode = doc.createNode("map", "paintlayer")
+    doc.rootNode().addChildNode(mapnode, layer)
+    mapnode.setPixelData(layouts.to_bytes(grey, "krita:U8"), 0, 0, 32, 24)
+    new = dni_krita.run_filter("tiny", layer=layer, strength_map="map")
+    sent = EngineClient.instances[-1].submitted[-1]
+    assert sent["strength"] is None and sent["weights"] is None
+    plane = np.frombuffer(sent["strength_map"], np.uint8).reshape(24, 32)
+    assert (plane[:, :16] == 0).all() and (plane[:, 16:] == 255).all()
+    src = read(layer, doc)
+    out = read(new, doc)
+    weak = engine_out(src, strength=0.0)
+    strong = engine_out(src, strength=1.0)
+    # Far from the boundary each half matches its end of the axis (within rounding).
+    assert np.abs(out[:, :10].astype(int) - weak[:, :10]).max() <= 1
+    assert np.abs(out[:, 22:].astype(int) - strong[:, 22:]).max() <= 1
+
+
+def test_strength_map_from_the_selection(app):
+    import dni_krita
+
+    doc, layer = make_doc(app, 20, 20)
+    sel = fake.Selection(20, 20)
+    sel.select(0, 0, 10, 20, 200)
+    doc.setSelection(sel)
+    dni_krita.run_filter("tiny", strength_map="selection")
+    sent = EngineClient.instances[-1].submitted[-1]
+    # The selection is the map here, so the whole layer is sent.
+    assert (sent["width"], sent["height"]) == (20, 20)
+    plane = np.frombuffer(sent["strength_map"], np.uint8).reshape(20, 20)
+    assert (plane[:, :10] == 200).all() and (plane[:, 10:] == 0).all()
+
+
+def test_pixel_blend_mode_is_passed_on(app):
+    import dni_krita
+
+    doc, layer = make_doc(app)
+    new = dni_krita.run_filter("tiny3", weights=[0.2, 0.3, 0.5], mode="pixel")
+    assert "pixel blend" in new.name()
+    np.testing.assert_array_equal(
+        read(new, doc), engine_out(read(layer, doc), "tiny3", weights=[0.2, 0.3, 0.5],
+                                   mode="pixel"))
+
+
+# -- bad input and faults ----------------------------------------------------------------
+
+def test_no_document_and_no_layer(app):
+    import dni_krita
+
+    with pytest.raises(dni_krita.DNIError, match="Open an image"):
+        dni_krita.run_filter("tiny")
+    doc = app.add_document(fake.Document(10, 10))
+    with pytest.raises(dni_krita.DNIError, match="no active layer"):
+        dni_krita.run_filter("tiny")
+    assert doc.undo_log == []
+
+
+@pytest.mark.parametrize("kind,words", [("grouplayer", "group"),
+                                        ("vectorlayer", "Convert ▸ to Paint Layer")])
+def test_group_and_vector_layers_are_refused_with_a_fix(app, kind, words):
+    import dni_krita
+
+    doc = app.add_document(fake.Document(10, 10))
+    node = doc.createNode("L", kind)
+    doc.rootNode().addChildNode(node, None)
+    doc.setActiveNode(node)
+    doc.undo_log.clear()
+    with pytest.raises(dni_krita.DNIError, match=words):
+        dni_krita.run_filter("tiny")
+    assert doc.undo_log == []
+
+
+@pytest.mark.parametrize("model,depth,words", [("CMYKA", "U8", "CMYK"),
+                                               ("LABA", "U16", "L\\*a\\*b")])
+def test_cmyk_and_lab_say_what_to_do(app, model, depth, words):
+    import dni_krita
+
+    doc, _ = make_doc(app, 8, 8, depth=depth, model=model)
+    with pytest.raises(dni_krita.DNIError, match=words) as info:
+        dni_krita.run_filter("tiny")
+    assert "Convert Image Color Space" in str(info.value)
+    assert doc.undo_log == []
+
+
+def test_empty_selection_is_refused(app):
+    import dni_krita
+
+    doc, _ = make_doc(app)
+    doc.setSelection(fake.Selection(40, 30))  # nothing selected
+    with pytest.raises(dni_krita.DNIError, match="selection is empty"):
+        dni_krita.run_filter("tiny")
+    assert doc.undo_log == []
+
+
+def test_unknown_family_lists_the_installed_ones(app):
+    import dni_krita
+
+    make_doc(app)
+    with pytest.raises(dni_krita.DNIError, match="tiny3"):
+        dni_krita.run_filter("nope")
+
+
+def test_weights_must_be_convex(app):
+    import dni_krita
+
+    doc, _ = make_doc(app)
+    with pytest.raises(dni_krita.DNIError, match="sum to 1"):
+        dni_krita.run_filter("tiny", weights=[0.5, 0.6])
+    with pytest.raises(dni_krita.DNIError, match="2 weights"):
+        dni_krita.run_filter("tiny", weights=[1.0])
+    assert doc.undo_log == []
+
+
+def test_backend_gone_mid_job_leaves_the_document_untouched(app):
+    import dni_krita
+
+    doc, layer = make_doc(app)
+    before = bytes(layer.pixelData(0, 0, 40, 30))
+    EngineClient.mode = "lost"
+    with pytest.raises(dni_krita.DNIError, match="stopped answering"):
+        dni_krita.run_filter("tiny", strength=0.5)
+    assert doc.rootNode().childNodes() == [layer] and doc.undo_log == []
+    assert bytes(layer.pixelData(0, 0, 40, 30)) == before
+
+
+def test_cancel_from_progress_leaves_the_document_untouched(app):
+    import dni_krita
+    from dni_krita import api
+
+    doc, layer = make_doc(app)
+    EngineClient.mode = "hold"
+    seen = []
+
+    def on_progress(fraction):
+        seen.append(fraction)
+        api.connection().cancel(EngineClient.instances[-1].submitted and "job1")
+
+    with pytest.raises(dni_krita.DNIError, match="Cancelled"):
+        dni_krita.run_filter("tiny", strength=0.5, on_progress=on_progress)
+    assert seen and seen[0] == 0.5
+    assert doc.rootNode().childNodes() == [layer] and doc.undo_log == []
+
+
+def test_source_layer_deleted_while_working(app):
+    from dni_krita import api, core
+
+    doc, layer = make_doc(app)
+    results = []
+    running = api.start_job(doc, layer, connected().family("tiny"),
+                            core.Options(strength=0.5), lambda lay, err: results.append(err))
+    layer.remove()
+    doc.undo_log.clear()
+    api.connection().tick()
+    assert running.done and results and "deleted" in results[0]
+    assert doc.undo_log == []
+
+
+def test_async_job_reports_progress_and_applies_on_the_gui_tick(app):
+    from dni_krita import api, core
+
+    doc, layer = make_doc(app)
+    done = []
+    events = []
+    api.job_listeners.append(lambda: events.append(api.current))
+    try:
+        api.start_job(doc, layer, connected().family("tiny"),
+                      core.Options(strength=0.2), lambda lay, err: done.append((lay, err)))
+        assert api.current is not None and done == []  # nothing applied before the tick
+        api.connection().tick()
+    finally:
+        api.job_listeners.clear()
+    (new, err), = done
+    assert err is None and new.name() == "DNI Tiny 20%" and api.current is None
+    assert api.last_run["family"] == "tiny" and events
+
+
+def test_backend_process_death_fails_jobs_at_once(app):
+    """A backend we started that dies: pending jobs fail on the next tick, with the log."""
+    from dni_krita import api, core
+
+    class DeadBackend:
+        process = type("P", (), {"returncode": 1})()
+
+        def running(self):
+            return False
+
+        def log_tail(self):
+            return "Traceback...\nModuleNotFoundError: No module named 'torch'"
+
+    doc, layer = make_doc(app)
+    errors = []
+    api.start_job(doc, layer, connected().family("tiny"), core.Options(strength=0.5),
+                  lambda lay, err: errors.append(err))
+    EngineClient.mode = "hold"
+    api.connection().backend = DeadBackend()
+    api.connection().tick()
+    assert errors and "not changed" in errors[0] and "No module named" in errors[0]
+    assert doc.rootNode().childNodes() == [layer]
+
+
+def test_float_formats_pack_like_krita(app):
+    """F16 layers are R, G, B, A halves; the first sample is red."""
+    doc, layer = make_doc(app, 2, 1, depth="F16",
+                          image=np.array([[[255, 0, 0, 255], [0, 0, 255, 255]]], np.uint8))
+    raw = layer.pixelData(0, 0, 2, 1)
+    assert struct.unpack("<8e", raw) == (1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0)
