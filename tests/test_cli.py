@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA, photo
 from PIL import Image
 from safetensors.torch import load_file
 
 from dni.cli import main
-
-from conftest import DATA, photo
 
 DNI = [sys.executable, "-m", "dni.cli"]
 
@@ -111,9 +110,8 @@ def test_bad_files(tiny_family_dir, tmp_path, capsys) -> None:
 
 
 def test_inspect_verdict_and_exit_status(tiny_family_dir, tmp_path) -> None:
-    from safetensors.torch import save_file
-
     from conftest import TINY, correlated_states
+    from safetensors.torch import save_file
 
     a, b = (tiny_family_dir / "tiny" / f"m{i}.safetensors" for i in range(2))
     result = run(["inspect", str(a), str(b)])

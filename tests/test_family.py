@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import photo
 
 import dni
 from dni.errors import DNIError, FamilyError, ImageError, WeightsError
-
-from conftest import photo
 
 
 @pytest.fixture(scope="module")

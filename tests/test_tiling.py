@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import photo
 
 from dni.tiling import plan_tiles
-
-from conftest import photo
 
 
 @pytest.mark.parametrize("height, width, tile, pad, scale", [
