@@ -188,6 +188,8 @@ def start_job(doc: Any, node: Any, family: dict[str, Any], options: core.Options
     conn = connection()
     job = core.prepare(doc, node, family, options)
     running = RunningJob(job, on_finished)
+    record: dict[str, Any] = {"doc": doc, "node": node, "family": family["name"],
+                              "options": options, "layer": None}
 
     def handler(kind: str, header: dict[str, Any], pixels: bytes | None) -> None:
         global current, last_job
@@ -204,6 +206,7 @@ def start_job(doc: Any, node: Any, family: dict[str, Any], options: core.Options
                 layer = core.apply_result(job, int(header["width"]), int(header["height"]),
                                           str(header["layout"]), pixels or b"")
                 last_job = job
+                record["layer"] = layer
             except RequestError as exc:
                 error = str(exc)
         else:
@@ -213,6 +216,6 @@ def start_job(doc: Any, node: Any, family: dict[str, Any], options: core.Options
 
     running.job_id = conn.submit(job.submit_kwargs(), handler)
     current = running
-    last_run = {"doc": doc, "node": node, "family": family["name"], "options": options}
+    last_run = record
     _notify()
     return running
