@@ -97,15 +97,24 @@ def test_strength_map_regions_get_their_own_strength(tiny) -> None:
     assert np.abs(out[:, 64:] - strong[:, 64:].astype(int)).max() <= 1
 
 
-def test_strength_map_skips_tiles_where_a_level_is_unused(tiny) -> None:
+def test_strength_map_skips_tiles_where_a_level_is_unused(tiny, monkeypatch) -> None:
     img = photo()
     smap = np.zeros(img.shape[:2], np.float32)
     smap[:, 96:] = 1.0  # only the right quarter is strong
-    calls: list[float] = []
-    tiny.apply(img, strength_map=smap, tile=32, progress=lambda f, _s: calls.append(f))
-    # 16 tiles; level 0 covers columns < 96 plus the blending band, level 1 the rest;
-    # the three middle levels are unused: far fewer than 5 levels x 16 tiles
-    assert len(calls) <= 16 + 8
+    forwards: list[tuple[int, ...]] = []
+    real = tiny._forward
+
+    def counting(image, t):  # noqa: ANN001, ANN202
+        forwards.append(t.src)
+        return real(image, t)
+
+    monkeypatch.setattr(tiny, "_forward", counting)
+    progress: list[float] = []
+    tiny.apply(img, strength_map=smap, tile=32, progress=lambda f, _s: progress.append(f))
+    # 16 tiles x 5 levels; level 0 is used left of column 96 plus the blending band,
+    # level 1 right of it; the three middle levels are never used
+    assert progress[-1] == 1.0
+    assert 16 <= len(forwards) <= 16 + 8
 
 
 def test_pixel_mode_blends_member_outputs(tiny) -> None:
@@ -201,3 +210,22 @@ def test_engine_keeps_families_warm(tiny_family_dir) -> None:
     assert engine.family("tiny") is engine.family("tiny")
     names = [f["name"] for f in engine.families()]
     assert {"tiny", "tiny3", "tiny-x2", "identity"} <= set(names)
+
+
+def test_super_resolution_outside_the_mask_is_the_bicubic_input(tiny_family_dir) -> None:
+    """Strips are resized with context: the same as resizing the whole image at once."""
+    import torch
+    import torch.nn.functional as F
+
+    family = dni.load_family(tiny_family_dir / "tiny-x2")
+    img = photo()
+    mask = np.zeros(img.shape[:2], np.float32)
+    mask[40:80, 40:80] = 1.0
+    out = family.apply(img, strength=0.5, mask=mask, tile=32)  # many strips and tiles
+    whole = F.interpolate(torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None],
+                          scale_factor=2, mode="bicubic", align_corners=False)[0]
+    expected = np.clip(whole.permute(1, 2, 0).numpy() * 255 + 0.5, 0, 255).astype(np.uint8)
+    outside = np.ones(out.shape[:2], bool)
+    outside[70:170, 70:170] = False  # the mask, its soft resized edge and some margin
+    assert np.abs(out[outside].astype(int) - expected[outside].astype(int)).max() <= 1
+    assert np.abs(out[90:150, 90:150].astype(int) - expected[90:150, 90:150]).mean() > 1

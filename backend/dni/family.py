@@ -127,36 +127,30 @@ class Family:
             raise DNIError(f"mode must be 'network' or 'pixel', not {mode!r}")
         if strength_map is not None and weights is not None:
             raise WeightsError("a strength map works along the strength axis: give no weights")
-        rgb, alpha, fmt = imaging.split(image, self.max_pixels)
-        height, width = rgb.shape[1:]
+        fmt = imaging.describe(image, self.max_pixels)
+        size = image.shape[:2]
         w = None if strength_map is not None else self.weights_for(strength, weights)
-        unit_mask = None if mask is None else imaging.as_unit_map(mask, (height, width), "mask")
+        unit_mask = None if mask is None else imaging.as_unit_map(mask, size, "mask")
         unit_map = None if strength_map is None else imaging.as_unit_map(
-            strength_map, (height, width), "strength map")
+            strength_map, size, "strength map")
         if tile is not None and tile < MIN_TILE:
             raise ImageError(f"tile size must be at least {MIN_TILE} pixels")
 
         passes = self._passes(w, unit_map, mode)
-        scale = self.scale
-        big_mask = None if unit_mask is None else imaging.resize_plane(unit_mask, scale)
-        big_map = None if unit_map is None else imaging.resize_plane(unit_map, scale)
-        size = tile or self.auto_tile()
+        side = tile or self.auto_tile()
         while True:
+            writer = imaging.Writer(image, fmt, self.scale, unit_mask)
             try:
-                out = self._run_passes(rgb, passes, size, big_mask, big_map, progress, cancelled)
-                break
+                self._stream(image, passes, side, unit_mask, unit_map, writer, progress,
+                             cancelled)
+                return writer.result
             except (RuntimeError, torch.OutOfMemoryError) as exc:
-                if not is_out_of_memory(exc) or size <= MIN_TILE:
+                if not is_out_of_memory(exc) or side <= MIN_TILE:
                     raise
+                del writer
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                size = max(MIN_TILE, size // 2)  # out of memory: retry with smaller tiles
-        if big_mask is not None:
-            base = imaging.upscale_rgb(rgb, scale)
-            out += (1.0 - big_mask)[None] * base
-        if alpha is not None:
-            alpha = imaging.resize_plane(alpha, scale)
-        return imaging.merge(out, alpha, fmt)
+                side = max(MIN_TILE, side // 2)  # out of memory: retry with smaller tiles
 
     def auto_tile(self) -> int:
         """Largest tile whose activations fit in the device's memory budget."""
@@ -166,50 +160,62 @@ class Family:
         step = max(32, self.size_multiple)
         return max(step, side // step * step)
 
-    def _coefficient(self, job: Pass, tile: Tile, big_mask: np.ndarray | None,
-                     big_map: np.ndarray | None) -> np.ndarray | float:
-        y0, y1, x0, x1 = tile.dst
+    def _coefficient(self, job: Pass, tile: Tile, size: tuple[int, int],
+                     mask: np.ndarray | None, smap: np.ndarray | None) -> np.ndarray | float:
+        """How much of this pass each output pixel of the tile takes (0 skips the tile)."""
         coef: np.ndarray | float = job.constant
-        if job.stops is not None and big_map is not None:
-            if len(job.stops) == 1:
-                coef = 1.0
-            else:
-                peak = np.zeros(len(job.stops), dtype=np.float32)
-                peak[job.index] = 1.0
-                coef = np.interp(big_map[y0:y1, x0:x1], job.stops, peak).astype(np.float32)
-        if big_mask is not None:
-            coef = big_mask[y0:y1, x0:x1] * coef
+        if job.stops is not None and smap is not None and len(job.stops) > 1:
+            peak = np.zeros(len(job.stops), dtype=np.float32)
+            peak[job.index] = 1.0
+            values = imaging.upscaled(imaging.crop_of(smap), size, tile.dst, self.scale)
+            coef = np.interp(values, job.stops, peak).astype(np.float32)
+        if mask is not None:
+            coef = imaging.upscaled(imaging.crop_of(mask), size, tile.dst, self.scale) * coef
         return coef
 
-    def _run_passes(self, rgb: np.ndarray, passes: list[Pass], size: int,
-                    big_mask: np.ndarray | None, big_map: np.ndarray | None,
-                    progress: Progress | None, cancelled: Callable[[], bool] | None,
-                    ) -> np.ndarray:
+    def _stream(self, image: np.ndarray, passes: list[Pass], side: int,
+                mask: np.ndarray | None, smap: np.ndarray | None, writer: imaging.Writer,
+                progress: Progress | None, cancelled: Callable[[], bool] | None) -> None:
+        """Run tile row by tile row; rows no later tile touches go to the writer at once,
+        so memory holds about two tile rows of output, not the whole image."""
         scale = self.scale
-        height, width = rgb.shape[1:]
-        tiles = plan_tiles(height, width, size, DEFAULT_PAD, scale, self.size_multiple)
-        work = [(job, t) for job in passes for t in tiles
-                if np.any(self._coefficient(job, t, big_mask, big_map))]
-        out = np.zeros((3, height * scale, width * scale), dtype=np.float32)
-        current: Pass | None = None
-        for done, (job, t) in enumerate(work):
-            if cancelled is not None and cancelled():
-                raise Cancelled("cancelled")
-            if job is not current:
-                self.blender.set_weights(job.weights)
-                current = job
-            coef = self._coefficient(job, t, big_mask, big_map)
-            result = self._forward(rgb, t)
-            y0, y1, x0, x1 = t.dst
-            out[:, y0:y1, x0:x1] += result * (t.weights() * coef)[None]
-            if progress is not None:
-                progress((done + 1) / len(work), "inference")
-        return out
+        size = image.shape[:2]
+        tiles = plan_tiles(size[0], size[1], side, DEFAULT_PAD, scale, self.size_multiple)
+        rows: dict[int, list[Tile]] = {}
+        for t in tiles:
+            rows.setdefault(t.dst[0], []).append(t)
+        row_starts = sorted(rows)
+        total = len(tiles) * len(passes)
+        done = 0
+        out_width = size[1] * scale
+        carry_from, carry = 0, np.zeros((3, 0, out_width), dtype=np.float32)
+        for r, start in enumerate(row_starts):
+            end = rows[start][0].dst[1]
+            acc = np.zeros((3, end - carry_from, out_width), dtype=np.float32)
+            acc[:, :carry.shape[1]] = carry
+            for job in passes:
+                for t in rows[start]:
+                    if cancelled is not None and cancelled():
+                        raise Cancelled("cancelled")
+                    coef = self._coefficient(job, t, size, mask, smap)
+                    if np.any(coef):
+                        if self.blender.current != job.weights:
+                            self.blender.set_weights(job.weights)
+                        y0, y1, x0, x1 = t.dst
+                        result = self._forward(image, t)
+                        acc[:, y0 - carry_from:y1 - carry_from, x0:x1] += \
+                            result * (t.weights() * coef)[None]
+                    done += 1
+                    if progress is not None:
+                        progress(done / total, "inference")
+            final_to = row_starts[r + 1] if r + 1 < len(row_starts) else end
+            writer.write(carry_from, acc[:, :final_to - carry_from])
+            carry, carry_from = acc[:, final_to - carry_from:], final_to
 
     @torch.inference_mode()
-    def _forward(self, rgb: np.ndarray, t: Tile) -> np.ndarray:
+    def _forward(self, image: np.ndarray, t: Tile) -> np.ndarray:
         sy0, sy1, sx0, sx1 = t.src
-        x = torch.from_numpy(rgb[:, sy0:sy1, sx0:sx1]).unsqueeze(0).to(self.device)
+        x = torch.from_numpy(imaging.rgb_tile(image, t.src)).unsqueeze(0).to(self.device)
         h, w = x.shape[-2:]
         m = self.size_multiple
         pad_h, pad_w = -h % m, -w % m
