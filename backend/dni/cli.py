@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-pixel", action="store_true",
                    help="add a row that blends the end members' outputs (pixel interpolation)")
     p.set_defaults(handler=cmd_sweep)
+
+    from .server.commands import register as register_server_commands
+
+    register_server_commands(sub)  # serve, keys, broker
     return parser
 
 
