@@ -1,0 +1,273 @@
+"""Runs INSIDE Krita as the small test plugin `dni_e2e` (copied by test_krita_e2e.py).
+
+After Krita's window appears it drives the installed DNI plugin through
+`dni_krita.run_filter` and the dialog, measures the pixels of the new layers (pure Python:
+Krita's interpreter has no numpy), writes everything to $DNI_E2E_OUT/results.json, saves a
+screenshot of the dialog, and quits through the file_quit action. The pytest side asserts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import struct
+import time
+import traceback
+
+from krita import Extension, Krita, Selection
+from PyQt5.QtCore import QCoreApplication, QTimer
+
+OUT = os.environ.get("DNI_E2E_OUT", "/tmp/dni-e2e")
+CONF = json.loads(os.environ.get("DNI_E2E_CONF", "{}"))
+results: dict = {"checks": {}, "log": [], "started": time.time()}
+
+
+def save() -> None:
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
+def log(message: str) -> None:
+    results["log"].append(f"{time.time() - results['started']:.1f}s {message}")
+    save()
+
+
+def check(name: str, ok: bool, **detail) -> None:
+    results["checks"][name] = {"ok": bool(ok), **detail}
+    log(f"{name}: {'ok' if ok else 'FAIL'} {detail}")
+
+
+def pump(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+
+
+# -- pixel helpers (Krita U8 = B, G, R, A) -------------------------------------------------
+
+def noisy_fill(width: int, height: int, sigma: float = 25.0, seed: int = 1) -> bytes:
+    rng = random.Random(seed)
+    out = bytearray(width * height * 4)
+    for i in range(width * height):
+        base = 100 + 60 * ((i % width) * 2 // width)  # two flat halves: 100 and 160
+        for c in range(3):
+            out[i * 4 + c] = max(0, min(255, int(round(base + rng.gauss(0, sigma)))))
+        out[i * 4 + 3] = 255
+    return bytes(out)
+
+
+def channel(data: bytes, width: int, rect: tuple, offset: int = 1, bpp: int = 4) -> list:
+    x0, y0, w, h = rect
+    return [data[((y0 + y) * width + x0 + x) * bpp + offset] for y in range(h) for x in range(w)]
+
+
+def local_noise(data: bytes, width: int, rect: tuple) -> float:
+    """RMS of the difference between horizontal neighbours (flat areas: noise only)."""
+    x0, y0, w, h = rect
+    diffs = []
+    for y in range(y0, y0 + h):
+        for x in range(x0, x0 + w - 1):
+            i = (y * width + x) * 4 + 1
+            diffs.append(data[i + 4] - data[i])
+    return math.sqrt(sum(d * d for d in diffs) / len(diffs))
+
+
+def new_doc(width: int, height: int, name: str, depth: str = "U8") -> tuple:
+    app = Krita.instance()
+    doc = app.createDocument(width, height, name, "RGBA", depth, "", 72.0)
+    app.activeWindow().addView(doc)
+    layer = doc.createNode("source", "paintlayer")
+    doc.rootNode().addChildNode(layer, None)
+    doc.setActiveNode(layer)
+    return doc, layer
+
+
+# -- the checks ----------------------------------------------------------------------------
+
+def run_checks() -> None:
+    import dni_krita
+
+    app = Krita.instance()
+    conn = dni_krita.connection()
+    check("plugin_loaded", True, endpoint=conn.settings.endpoint)
+    t0 = time.monotonic()
+    conn.wait_connected(timeout=120, pump=lambda: QCoreApplication.processEvents())
+    check("backend_started_by_plugin", conn.backend is not None,
+          seconds=round(time.monotonic() - t0, 1), message=conn.message,
+          families=[f["name"] for f in conn.families])
+
+    denoise = CONF["denoise"]
+    size = 96
+    doc, layer = new_doc(size, size, "noisy")
+    noisy = noisy_fill(size, size)
+    layer.setPixelData(noisy, 0, 0, size, size)
+    doc.refreshProjection()
+    inner = (8, 8, size - 16, size - 16)
+
+    # 1. Whole layer, strongest denoise.
+    t0 = time.monotonic()
+    new = dni_krita.run_filter(denoise, strength=1.0, layer=layer)
+    seconds = time.monotonic() - t0
+    out = bytes(new.pixelData(0, 0, size, size))
+    before, after = local_noise(noisy, size, inner), local_noise(out, size, inner)
+    check("denoise_lowers_noise", after < 0.8 * before, noise_before=round(before, 2),
+          noise_after=round(after, 2), seconds=round(seconds, 2), layer=new.name())
+    check("source_unchanged", bytes(layer.pixelData(0, 0, size, size)) == noisy)
+    siblings = [n.name() for n in layer.parentNode().childNodes()]
+    check("new_layer_above_source", siblings.index(new.name()) == siblings.index("source") + 1,
+          stack=siblings)
+
+    # 2. Inside a selection only.
+    sel = Selection()
+    sel.select(32, 32, 32, 32, 255)
+    doc.setSelection(sel)
+    new2 = dni_krita.run_filter(denoise, strength=1.0, layer=layer)
+    out2 = bytes(new2.pixelData(0, 0, size, size))
+    alpha_out = channel(out2, size, (0, 0, 24, 24), offset=3)
+    alpha_in = channel(out2, size, (34, 34, 28, 28), offset=3)
+    noise_in = local_noise(out2, size, (34, 34, 28, 28))
+    check("selection_limits_result", max(alpha_out) == 0 and min(alpha_in) == 255
+          and noise_in < 0.8 * local_noise(noisy, size, (34, 34, 28, 28)),
+          alpha_outside_max=max(alpha_out), alpha_inside_min=min(alpha_in),
+          noise_inside=round(noise_in, 2))
+    doc.setSelection(None)
+    check("source_unchanged_after_selection", bytes(layer.pixelData(0, 0, size, size)) == noisy)
+
+    # 3. A strength map: black left half (weakest), white right half (strongest).
+    mapnode = doc.createNode("map", "paintlayer")
+    doc.rootNode().addChildNode(mapnode, None)
+    grey = bytearray(size * size * 4)
+    for i in range(size * size):
+        v = 255 if (i % size) >= size // 2 else 0
+        grey[i * 4:i * 4 + 4] = bytes((v, v, v, 255))
+    mapnode.setPixelData(bytes(grey), 0, 0, size, size)
+    new3 = dni_krita.run_filter(denoise, layer=layer, strength_map=mapnode)
+    out3 = bytes(new3.pixelData(0, 0, size, size))
+    left = local_noise(out3, size, (8, 8, size // 2 - 20, size - 16))
+    right = local_noise(out3, size, (size // 2 + 12, 8, size // 2 - 20, size - 16))
+    check("strength_map_varies_strength", right < 0.9 * left, noise_left_weak=round(left, 2),
+          noise_right_strong=round(right, 2))
+
+    # 4. All RGBA depths through the identity family: the result equals the source.
+    for depth in ("U8", "U16", "F16", "F32"):
+        d, src = new_doc(24, 16, f"depth-{depth}", depth)
+        bpp = {"U8": 4, "U16": 8, "F16": 8, "F32": 16}[depth]
+        rng = random.Random(7)
+        if depth == "U8":
+            data = bytes(rng.randrange(256) for _ in range(24 * 16 * bpp))
+        elif depth == "U16":
+            data = struct.pack(f"<{24 * 16 * 4}H",
+                               *(rng.randrange(65536) for _ in range(24 * 16 * 4)))
+        else:
+            code = "e" if depth == "F16" else "f"
+            data = struct.pack(f"<{24 * 16 * 4}{code}",
+                               *(rng.randrange(1024) / 1024 for _ in range(24 * 16 * 4)))
+        # Opaque alpha, so that nothing depends on how Krita stores transparent pixels.
+        data = bytearray(data)
+        opaque = {"U8": b"\xff", "U16": b"\xff\xff", "F16": struct.pack("<e", 1.0),
+                  "F32": struct.pack("<f", 1.0)}[depth]
+        a = len(opaque)
+        for i in range(24 * 16):
+            data[i * bpp + bpp - a:i * bpp + bpp] = opaque
+        src.setPixelData(bytes(data), 0, 0, 24, 16)
+        got_src = bytes(src.pixelData(0, 0, 24, 16))
+        res = dni_krita.run_filter("identity", strength=0.5, layer=src, document=d)
+        got = bytes(res.pixelData(0, 0, 24, 16))
+        check(f"depth_{depth}_identity_exact", got == got_src and res.colorDepth() == depth,
+              bytes=len(got), depth=res.colorDepth())
+        d.setModified(False)
+        d.close()
+
+    # 5. Super-resolution: 4x larger image, and into a new document.
+    sr = CONF["super_resolve"]
+    d, src = new_doc(32, 24, "small")
+    small = noisy_fill(32, 24, sigma=5.0)
+    src.setPixelData(small, 0, 0, 32, 24)
+    t0 = time.monotonic()
+    big = dni_krita.run_filter(sr, strength=0.5, layer=src, document=d, sr_output="new_document")
+    seconds = time.monotonic() - t0
+    new_doc_ = app.documents()[-1]
+    check("super_resolve_new_document_4x", (new_doc_.width(), new_doc_.height()) == (128, 96)
+          and bytes(src.pixelData(0, 0, 32, 24)) == small and (d.width(), d.height()) == (32, 24),
+          size=[new_doc_.width(), new_doc_.height()], seconds=round(seconds, 2),
+          layer=big.name())
+    dni_krita.run_filter(sr, strength=0.5, layer=src, document=d)
+    check("super_resolve_resize_4x", (d.width(), d.height()) == (128, 96),
+          size=[d.width(), d.height()])
+    for x in (new_doc_, d):
+        x.setModified(False)
+        x.close()
+
+    # 6. Bad input: a group layer, CMYK.
+    group = doc.createGroupLayer("group")
+    doc.rootNode().addChildNode(group, None)
+    try:
+        dni_krita.run_filter(denoise, layer=group, document=doc)
+        check("group_layer_refused", False)
+    except dni_krita.DNIError as exc:
+        check("group_layer_refused", "group" in str(exc), message=str(exc))
+
+    # 7. The dialog: live preview follows the slider.
+    app.setActiveDocument(doc)
+    doc.setActiveNode(layer)
+    dialog = dni_krita.open_dialog(family=denoise)
+    deadline = time.monotonic() + 60
+    while dialog.previews_shown < 1 and time.monotonic() < deadline:
+        pump(0.05)
+    first = dialog.preview.pixmap().toImage()
+    shown = dialog.previews_shown
+    dialog.set_strength(0.0)
+    deadline = time.monotonic() + 60
+    while (dialog.previews_shown <= shown or dialog.preview_strength != 0.0) \
+            and time.monotonic() < deadline:
+        pump(0.05)
+    second = dialog.preview.pixmap().toImage()
+    check("dialog_preview_follows_slider", dialog.previews_shown > shown
+          and dialog.preview_strength == 0.0 and first != second,
+          previews=dialog.previews_shown, spin=dialog.spin.value(),
+          preview_strength=dialog.preview_strength)
+    dialog.set_strength(0.6)
+    deadline = time.monotonic() + 60
+    while dialog.preview_strength != 0.6 and time.monotonic() < deadline:
+        pump(0.05)
+    pump(0.3)
+    shot = os.path.join(OUT, "krita-dialog.png")
+    check("dialog_screenshot", dialog.grab().save(shot, "PNG"), path=shot)
+    dialog.reject()
+    doc.setModified(False)
+
+
+def finish() -> None:
+    app = Krita.instance()
+    for doc in app.documents():
+        doc.setModified(False)
+        doc.close()
+    results["finished"] = True
+    save()
+    app.action("file_quit").trigger()
+
+
+def start() -> None:
+    try:
+        run_checks()
+    except Exception:
+        results["error"] = traceback.format_exc()
+        save()
+    finally:
+        QTimer.singleShot(100, finish)
+
+
+class E2E(Extension):
+    def setup(self) -> None:
+        Krita.instance().notifier().windowCreated.connect(
+            lambda: QTimer.singleShot(500, start))
+
+    def createActions(self, window) -> None:
+        pass
+
+
+Krita.instance().addExtension(E2E(Krita.instance()))
