@@ -1,0 +1,198 @@
+"""What every editor-plugin installer does: find the backend, copy the shared client
+(`dni_client`), vendor pyzmq for the editor's Python, write backend.json, and replace a
+previous install as a whole. Used by install_gimp_plugin.py; the Krita installer's steps
+are the same and can move here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform as _platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLIENT_SRC = REPO / "plugin" / "dni_client"
+PYZMQ = "pyzmq>=26,<28"
+CACHE = Path(os.environ.get("DNI_WHEEL_CACHE") or Path.home() / ".cache" / "dni" / "wheels")
+# pip --platform tags per plugin platform tag (as the plugins' path modules spell them).
+PLATFORMS = {
+    "linux_x86_64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
+    "linux_aarch64": ["manylinux_2_28_aarch64", "manylinux_2_17_aarch64",
+                      "manylinux2014_aarch64"],
+    "win_amd64": ["win_amd64"],
+    "macosx_x86_64": ["macosx_10_15_x86_64", "macosx_10_9_x86_64", "macosx_10_15_universal2",
+                      "macosx_10_9_universal2"],
+    "macosx_arm64": ["macosx_11_0_arm64", "macosx_10_15_universal2", "macosx_10_9_universal2"],
+}
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "_vendor", "_lib", "backend.json")
+
+
+def say(message: str) -> None:
+    print(f"dni-install: {message}", flush=True)
+
+
+def platform_tag(system: str | None = None, machine: str | None = None) -> str:
+    system = (system or sys.platform).lower()
+    machine = (machine or _platform.machine()).lower()
+    arch = {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64"}.get(machine, machine)
+    if system.startswith("win"):
+        return "win_" + ("arm64" if arch == "arm64" else "amd64")
+    if system == "darwin":
+        return "macosx_" + arch
+    return "linux_" + ("aarch64" if arch == "arm64" else arch)
+
+
+def python_tag(python: str, platform: str) -> str:
+    """'3.13', 'linux_x86_64' -> 'cp313-linux_x86_64' (the plugins' _vendor folder names)."""
+    return f"cp{python.replace('.', '')}-{platform}"
+
+
+# -- the backend ---------------------------------------------------------------------------
+
+def _works(argv: list[str]) -> bool:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    try:
+        return subprocess.run(argv + ["serve", "--help"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=env, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def find_backend(given: str | None) -> list[str] | None:
+    """A command whose `serve` subcommand works: `dni`, or `<python> -m dni.server`."""
+    candidates: list[list[str]] = []
+    if given:
+        path = shutil.which(given) or given
+        if Path(path).name.startswith("python"):
+            candidates.append([str(Path(path).absolute()), "-m", "dni.server"])
+        else:
+            candidates.append([str(Path(path).absolute())])
+    else:
+        here = Path(sys.executable).parent
+        for exe in ("dni", "dni.exe"):
+            if (here / exe).exists():
+                candidates.append([str(here / exe)])
+        found = shutil.which("dni")
+        if found:
+            candidates.append([str(Path(found).absolute())])
+        candidates.append([sys.executable, "-m", "dni.server"])
+    for argv in candidates:
+        if _works(argv):
+            return argv
+    return None
+
+
+# -- pyzmq ---------------------------------------------------------------------------------
+
+def download_wheel(python: str, platform: str) -> Path:
+    """The pyzmq wheel for one Python version and platform (cached between runs)."""
+    target = CACHE / python_tag(python, platform)
+    wheels = sorted(target.glob("pyzmq-*.whl")) if target.is_dir() else []
+    if wheels:
+        return wheels[-1]
+    target.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+            "--disable-pip-version-check", "--only-binary=:all:", "--python-version", python,
+            "--implementation", "cp", "--dest", str(target)]
+    for tag in PLATFORMS[platform]:
+        argv += ["--platform", tag]
+    argv.append(PYZMQ)
+    result = subprocess.run(argv, capture_output=True, text=True)
+    wheels = sorted(target.glob("pyzmq-*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise SystemExit(f"dni-install: could not download pyzmq for Python {python} on "
+                         f"{platform}:\n{result.stderr.strip()[-800:]}\n(Use --offline to "
+                         "vendor this Python's own pyzmq instead.)")
+    return wheels[-1]
+
+
+def unpack_wheel(wheel: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as zf:
+        for member in zf.namelist():
+            if ".dist-info/" not in member:
+                zf.extract(member, dest)
+
+
+def vendor_offline(dest: Path) -> None:
+    """Copy this interpreter's pyzmq (and its bundled libzmq) into `dest`."""
+    import zmq
+
+    package = Path(zmq.__file__).parent
+    site = package.parent
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(package, dest / "zmq", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    for pattern in ("pyzmq.libs", "pyzmq*.dylibs"):  # libzmq next to the package
+        for extra in site.glob(pattern):
+            shutil.copytree(extra, dest / extra.name, dirs_exist_ok=True)
+
+
+def vendor_pyzmq(vendor_root: Path, pythons: Sequence[str], platforms: Sequence[str],
+                 offline: bool) -> list[str]:
+    """Fill <vendor_root>/<tag>/ for each Python and platform; returns the tags."""
+    if offline:
+        tag = python_tag(f"{sys.version_info[0]}.{sys.version_info[1]}", platform_tag())
+        vendor_offline(vendor_root / tag)
+        say(f"vendored this Python's pyzmq as {tag} (offline)")
+        return [tag]
+    tags = []
+    for platform in platforms:
+        for python in pythons:
+            wheel = download_wheel(python, platform)
+            tag = python_tag(python, platform)
+            unpack_wheel(wheel, vendor_root / tag)
+            tags.append(tag)
+            say(f"vendored {wheel.name} as {tag}")
+    return tags
+
+
+# -- the plugin folder ---------------------------------------------------------------------
+
+def copy_client(lib_dir: Path) -> None:
+    shutil.copytree(CLIENT_SRC, lib_dir / "dni_client",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def copy_sources(src: Path, dest: Path) -> None:
+    """The plugin's own files, without build leftovers of a source checkout."""
+    shutil.copytree(src, dest, ignore=_IGNORE)
+
+
+def backend_settings(backend: list[str] | None, family_paths: Sequence[str],
+                     endpoint: str | None) -> dict[str, object]:
+    settings: dict[str, object] = {
+        "command": backend or [],
+        "family_paths": [str(Path(p).absolute()) for p in family_paths]}
+    if endpoint:
+        settings["endpoint"] = endpoint
+    return settings
+
+
+def write_json(path: Path, data: dict[str, object]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Put `staged` at `target`, replacing a previous install as a whole (no stale modules
+    survive an update); the old copy is removed only once the new one is in place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}-new-", dir=target.parent))
+    shutil.rmtree(fresh)
+    shutil.copytree(staged, fresh, symlinks=False)
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}-old-{os.getpid()}"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(target, old)
+    os.replace(fresh, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,260 @@
+"""The DNI filter dialog (GimpUi + GTK 3): family, presets, strength, N-way mixer.
+
+A view over `dni_client.filter_options.MixState`, which holds every rule (linked sliders,
+presets, what strength 0 and 1 mean). On OK the dialog writes the procedure's arguments
+into its config, so an interactive run and a script run the same code afterwards, and
+"Repeat" reuses the values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gi
+
+gi.require_version("Gtk", "3.0")
+gi.require_version("GimpUi", "3.0")
+import dni_gimp  # noqa: E402
+from gi.repository import GimpUi, GLib, Gtk  # noqa: E402
+
+from dni_client import filter_options as fo  # noqa: E402
+from dni_client.presets import PresetError, PresetStore  # noqa: E402
+from dni_client.requests import RequestError  # noqa: E402
+
+_CUSTOM = "(custom)"
+
+
+def _slider(value: float, on_change: Any) -> tuple[Gtk.Widget, Gtk.Adjustment]:
+    """A slider with a spin button beside it: artists type exact values too."""
+    adj = Gtk.Adjustment(value=value, lower=0.0, upper=1.0, step_increment=0.01,
+                         page_increment=0.1)
+    scale = Gtk.Scale(orientation=Gtk.Orientation.HORIZONTAL, adjustment=adj)
+    scale.set_draw_value(False)
+    scale.set_hexpand(True)
+    spin = Gtk.SpinButton(adjustment=adj, climb_rate=0.01, digits=3)
+    adj.connect("value-changed", lambda a: on_change(a.get_value()))
+    box = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+    box.pack_start(scale, True, True, 0)
+    box.pack_start(spin, False, False, 0)
+    return box, adj
+
+
+class FilterDialog:
+    def __init__(self, procedure: Any, config: Any, spec: dni_gimp.FilterSpec,
+                 families: list[dict[str, Any]], store: PresetStore) -> None:
+        self.config = config
+        self.spec = spec
+        self.store = store
+        self.families = fo.families_for_task(families, spec.task) or list(families)
+        if not self.families:
+            raise dni_gimp.FilterError("The DNI backend has no families installed; see "
+                                       "docs/gimp.md (Troubleshooting).")
+        wanted = str(config.get_property("family") or "") or fo.default_family(
+            families, spec.task)
+        family = next((f for f in self.families if f.get("name") == wanted),
+                      self.families[0])
+        weights = fo.parse_weights(str(config.get_property("weights") or "")) or None
+        self.state = fo.MixState(family, store, float(config.get_property("strength")),
+                                 weights)
+        self._busy = False  # guards against feedback while widgets are set from the state
+
+        self.dialog = GimpUi.Dialog(title=spec.label.replace("_", "").rstrip("."),
+                                    role=spec.procedure)
+        self.dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
+        self.dialog.add_button("_OK", Gtk.ResponseType.OK)
+        self.dialog.set_default_response(Gtk.ResponseType.OK)
+        grid = Gtk.Grid(column_spacing=8, row_spacing=6, border_width=12)
+        self.dialog.get_content_area().pack_start(grid, True, True, 0)
+
+        self.family_combo = Gtk.ComboBoxText()
+        for fam in self.families:
+            self.family_combo.append(str(fam["name"]), str(fam.get("title") or fam["name"]))
+        self.family_combo.connect("changed", self._family_changed)
+        grid.attach(Gtk.Label(label="Family:", xalign=0), 0, 0, 1, 1)
+        grid.attach(self.family_combo, 1, 0, 2, 1)
+        self.description = Gtk.Label(xalign=0, wrap=True, max_width_chars=60)
+        grid.attach(self.description, 0, 1, 3, 1)
+
+        self.preset_combo = Gtk.ComboBoxText()
+        self.preset_combo.connect("changed", self._preset_changed)
+        self.preset_name = Gtk.Entry(placeholder_text="name for a new preset")
+        save = Gtk.Button(label="Save")
+        save.connect("clicked", self._save_preset)
+        self.delete = Gtk.Button(label="Delete")
+        self.delete.connect("clicked", self._delete_preset)
+        grid.attach(Gtk.Label(label="Preset:", xalign=0), 0, 2, 1, 1)
+        grid.attach(self.preset_combo, 1, 2, 1, 1)
+        grid.attach(self.delete, 2, 2, 1, 1)
+        grid.attach(self.preset_name, 1, 3, 1, 1)
+        grid.attach(save, 2, 3, 1, 1)
+
+        strength_box, self.strength_adj = _slider(self.state.strength, self._strength_moved)
+        grid.attach(Gtk.Label(label="Strength:", xalign=0), 0, 4, 1, 1)
+        grid.attach(strength_box, 1, 4, 2, 1)
+        ends = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL)
+        self.low_label = Gtk.Label(xalign=0)
+        self.high_label = Gtk.Label(xalign=1)
+        ends.pack_start(self.low_label, True, True, 0)
+        ends.pack_end(self.high_label, True, True, 0)
+        grid.attach(ends, 1, 5, 2, 1)
+
+        self.mix_toggle = Gtk.CheckButton(label="Mix all members (N-way weights)")
+        self.mix_toggle.connect("toggled", self._mix_toggled)
+        grid.attach(self.mix_toggle, 0, 6, 3, 1)
+        self.mixer = Gtk.Grid(column_spacing=8, row_spacing=4)
+        grid.attach(self.mixer, 0, 7, 3, 1)
+        self.weight_adjs: list[Gtk.Adjustment] = []
+
+        self.pixel_blend = Gtk.CheckButton(
+            label="Blend the members' outputs instead of their weights (comparison)")
+        self.pixel_blend.set_active(bool(config.get_property("pixel-blend")))
+        grid.attach(self.pixel_blend, 0, 8, 3, 1)
+        self.message = Gtk.Label(xalign=0, wrap=True)
+        grid.attach(self.message, 0, 9, 3, 1)
+
+        self._busy = True
+        self.family_combo.set_active_id(str(family["name"]))
+        self._busy = False
+        self._rebuild_family()
+
+    # -- building from the state ---------------------------------------------------------
+
+    def _rebuild_family(self) -> None:
+        fam = self.state.family
+        self.description.set_text(str(fam.get("description") or ""))
+        low, high = fo.end_labels(fam)
+        self.low_label.set_markup(f"<small>0 = {GLib.markup_escape_text(low)}</small>")
+        self.high_label.set_markup(f"<small>1 = {GLib.markup_escape_text(high)}</small>")
+        for child in self.mixer.get_children():
+            self.mixer.remove(child)
+        self.weight_adjs = []
+        for i, label in enumerate(fo.member_labels(fam)):
+            box, adj = _slider(self.state.weights[i],
+                               lambda v, i=i: self._weight_moved(i, v))
+            self.mixer.attach(Gtk.Label(label=label, xalign=0), 0, i, 1, 1)
+            self.mixer.attach(box, 1, i, 1, 1)
+            self.weight_adjs.append(adj)
+        self.mix_toggle.set_visible(self.state.can_mix)
+        self._fill_presets()
+        self._sync()
+
+    def _fill_presets(self) -> None:
+        self._busy = True
+        self.preset_combo.remove_all()
+        self.preset_combo.append(_CUSTOM, _CUSTOM)
+        for p in self.state.presets():
+            self.preset_combo.append(p.name, p.name + ("" if p.builtin else " (yours)"))
+        self.preset_combo.set_active_id(self.state.preset or _CUSTOM)
+        self._busy = False
+
+    def _sync(self) -> None:
+        """Widgets from the state (without triggering their handlers)."""
+        self._busy = True
+        self.strength_adj.set_value(self.state.strength)
+        for adj, w in zip(self.weight_adjs, self.state.weights, strict=True):
+            adj.set_value(w)
+        self.mix_toggle.set_active(self.state.mixing)
+        self.mixer.set_visible(self.state.can_mix and self.state.mixing)
+        self.mixer.set_no_show_all(not (self.state.can_mix and self.state.mixing))
+        self.preset_combo.set_active_id(self.state.preset or _CUSTOM)
+        user = {p.name for p in self.state.presets() if not p.builtin}
+        self.delete.set_sensitive(self.state.preset in user)
+        self._busy = False
+        if self.state.mixing:
+            self.mixer.show_all()
+
+    # -- handlers ------------------------------------------------------------------------
+
+    def _family_changed(self, combo: Gtk.ComboBoxText) -> None:
+        if self._busy:
+            return
+        name = combo.get_active_id()
+        fam = next((f for f in self.families if f.get("name") == name), None)
+        if fam is not None:
+            self.state.set_family(fam)
+            self._rebuild_family()
+
+    def _preset_changed(self, combo: Gtk.ComboBoxText) -> None:
+        if self._busy:
+            return
+        name = combo.get_active_id()
+        if not name or name == _CUSTOM:
+            self.state.preset = None
+            return
+        try:
+            self.state.apply_preset(name)
+        except RequestError as exc:
+            self.message.set_text(str(exc))
+        self._sync()
+
+    def _strength_moved(self, value: float) -> None:
+        if not self._busy:
+            self.state.set_strength(value)
+            self._sync()
+
+    def _weight_moved(self, index: int, value: float) -> None:
+        if not self._busy:
+            self.state.set_weight(index, value)
+            self._sync()
+
+    def _mix_toggled(self, button: Gtk.CheckButton) -> None:
+        if not self._busy:
+            self.state.set_mixing(button.get_active())
+            self._sync()
+
+    def _save_preset(self, _button: Any) -> None:
+        try:
+            preset = self.state.save_preset(self.preset_name.get_text())
+        except (PresetError, RequestError) as exc:
+            self.message.set_text(str(exc))
+            return
+        self.message.set_text(f"Saved the preset '{preset.name}'.")
+        self.preset_name.set_text("")
+        self._fill_presets()
+        self._sync()
+
+    def _delete_preset(self, _button: Any) -> None:
+        name = self.state.preset
+        if not name:
+            return
+        try:
+            self.store.delete(str(self.state.family["name"]), name, family=self.state.family)
+        except PresetError as exc:
+            self.message.set_text(str(exc))
+            return
+        self.state.preset = None
+        self._fill_presets()
+        self._sync()
+
+    # -- result --------------------------------------------------------------------------
+
+    def write_config(self) -> None:
+        choice = self.state.choice()
+        self.config.set_property("family", str(self.state.family["name"]))
+        self.config.set_property("preset", "")
+        if choice.weights is not None:
+            self.config.set_property("weights", fo.format_weights(choice.weights))
+        else:
+            self.config.set_property("weights", "")
+            self.config.set_property("strength", float(choice.strength or 0.0))
+        self.config.set_property("pixel-blend", self.pixel_blend.get_active())
+
+    def run(self) -> bool:
+        self.dialog.show_all()
+        self._sync()
+        return self.dialog.run() == Gtk.ResponseType.OK
+
+
+def run_dialog(procedure: Any, config: Any, spec: dni_gimp.FilterSpec, client: Any,
+               settings: dni_gimp.Settings) -> bool | None:
+    """Show the dialog; True after OK (config updated), None after Cancel."""
+    GimpUi.init(spec.procedure)
+    view = FilterDialog(procedure, config, spec, client.families(),
+                        PresetStore(settings.presets_path))
+    try:
+        ok = view.run()
+        if ok:
+            view.write_config()
+        return True if ok else None
+    finally:
+        view.dialog.destroy()
