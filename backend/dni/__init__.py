@@ -5,34 +5,48 @@
     out = fam.apply(img, strength=0.4)           # numpy in, numpy out (same dtype/channels)
     sd = dni.interpolate([sd_a, sd_b], [0.3, 0.7])
     rho = dni.correlation(weight_a, weight_b)     # paper eq. 3, one value per filter
+
+Names are imported on first use, so `dni families` and other light commands start
+without loading torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
-
-from .blend import interpolate
-from .correlation import correlation, correlation_report
-from .engine import Engine
-from .errors import Cancelled, DNIError
-from .family import Family
-from .manifest import Manifest, load_manifest
-from .registry import find_family, list_manifests, search_paths
-from .weights import read_state_dict
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = [
-    "Cancelled", "DNIError", "Engine", "Family", "Manifest", "correlation",
-    "correlation_report", "families", "interpolate", "load_family", "read_state_dict",
-]
+
+_LAZY = {
+    "interpolate": "blend", "correlation": "correlation",
+    "correlation_report": "correlation", "Engine": "engine", "Cancelled": "errors",
+    "DNIError": "errors", "Family": "family", "Manifest": "manifest",
+    "read_state_dict": "weights",
+}
+__all__ = [*sorted(_LAZY), "families", "load_family"]
+
+if TYPE_CHECKING:
+    from .family import Family
+    from .manifest import Manifest
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'dni' has no attribute {name!r}")
 
 
 def load_family(name_or_folder: str | Path, device: str = "auto", precision: str = "auto",
                 family_paths: Sequence[Path] | None = None) -> Family:
     """Load a family by name (searched in the family folders) or from its folder."""
+    from .family import Family
+    from .manifest import MANIFEST_NAME, load_manifest
+    from .registry import find_family, search_paths
+
     folder = Path(name_or_folder)
-    if folder.is_dir() and (folder / "family.toml").is_file():
+    if folder.is_dir() and (folder / MANIFEST_NAME).is_file():
         manifest = load_manifest(folder)
     else:
         manifest = find_family(str(name_or_folder), search_paths(list(family_paths or [])))
@@ -40,4 +54,6 @@ def load_family(name_or_folder: str | Path, device: str = "auto", precision: str
 
 
 def families(family_paths: Sequence[Path] | None = None) -> list[Manifest]:
+    from .registry import list_manifests, search_paths
+
     return list_manifests(search_paths(list(family_paths or [])))[0]
