@@ -268,6 +268,7 @@ def test_message_over_maxmsgsize_drops_only_that_connection(tiny_family_dir: Pat
                 events += client.poll(100)
             assert events[-1].job_id == too_big and events[-1].header["code"] == "too_large"
         assert small.alive()
+        assert small.stop() == 0  # SIGTERM: a clean exit
 
 
 def run_header_for(width: int, height: int) -> bytes:

@@ -335,7 +335,7 @@ def test_duplicate_job_id_is_refused_while_running(raw: zmq.Socket) -> None:
 
 def test_connection_lost_after_the_server_dies(tiny_family_dir: Path) -> None:
     with serve(tiny_family_dir) as doomed:
-        c = Client(doomed.endpoint, timeout=2.0)
+        c = Client(doomed.endpoint, timeout=1.0)
         assert c.hello()["protocol"] == 1
         log = Log(c)
         job = big_job(c)

@@ -133,9 +133,3 @@ def test_local_endpoints(endpoint: str) -> None:
 def test_remote_endpoints(endpoint: str) -> None:
     assert not is_local_endpoint(endpoint)
 
-
-def test_serve_stops_cleanly_on_sigterm(tiny_family_dir: Path) -> None:
-    with serve(tiny_family_dir) as server:
-        assert server.endpoint.startswith("tcp://127.0.0.1:")
-        assert server.alive()
-        assert server.stop() == 0
