@@ -90,8 +90,8 @@ def run_filter(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Im
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     except FilterError as exc:
         dni_gimp.log(str(exc))
-        status = (Gimp.PDBStatusType.EXECUTION_ERROR if interactive or client is not None
-                  else Gimp.PDBStatusType.CALLING_ERROR)
+        status = (Gimp.PDBStatusType.CALLING_ERROR if isinstance(exc, dni_gimp.CallingError)
+                  else Gimp.PDBStatusType.EXECUTION_ERROR)
         return _failure(procedure, status, str(exc))
     finally:
         if progress is not None:

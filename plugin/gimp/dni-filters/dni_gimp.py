@@ -59,6 +59,10 @@ class FilterError(Exception):
     """Something to tell the user; nothing in the image has changed."""
 
 
+class CallingError(FilterError):
+    """The caller's arguments are wrong (layers, family, strength, weights, preset)."""
+
+
 class Cancelled(Exception):
     """The job was cancelled; nothing in the image has changed."""
 
@@ -96,6 +100,10 @@ class Settings:
     @property
     def log_path(self) -> str:
         return os.path.join(self.config_dir, "backend.log")
+
+    @property
+    def pid_path(self) -> str:
+        return os.path.join(self.config_dir, "backend.pid")
 
 
 # -- progress ----------------------------------------------------------------------------
@@ -147,13 +155,20 @@ def _start_detached(command: list[str], settings: Settings) -> subprocess.Popen:
     with open(settings.log_path, "wb") as log:
         try:
             # close_fds: the child must not hold GIMP's pipes to this plug-in open.
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, env=launcher.clean_environment(),
-                                    close_fds=True, **kwargs)
+            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT,
+                                     env=launcher.clean_environment(), close_fds=True,
+                                     **kwargs)
         except OSError as exc:
             raise FilterError(f"The DNI backend command {argv[0]!r} could not be started "
                               f"({exc}). Run installers/install_gimp_plugin.py --backend "
                               "/path/to/dni.") from None
+    try:  # so that the user (docs/gimp.md) and the tests can stop it
+        with open(settings.pid_path, "w", encoding="ascii") as f:
+            f.write(f"{child.pid}\n")
+    except OSError:
+        pass
+    return child
 
 
 def _log_tail(path: str, limit: int = 4000) -> str:
@@ -248,18 +263,18 @@ def pixel_format(image: Any) -> PixelFormat:
 def check_target(image: Any, drawables: Sequence[Any]) -> Any:
     """The one layer to filter; FilterError with the fix for anything else."""
     if image is None:
-        raise FilterError("Open an image first.")
+        raise CallingError("Open an image first.")
     if len(drawables) != 1:
-        raise FilterError(f"DNI filters one layer at a time; {len(drawables)} are selected. "
+        raise CallingError(f"DNI filters one layer at a time; {len(drawables)} are selected. "
                           "Click a single layer in the Layers dialog.")
     drawable = drawables[0]
     if drawable.is_group():
-        raise FilterError(f"'{drawable.get_name()}' is a layer group. Select one of the "
+        raise CallingError(f"'{drawable.get_name()}' is a layer group. Select one of the "
                           "layers inside it.")
     if not drawable.is_layer():
-        raise FilterError(f"'{drawable.get_name()}' is a mask or channel. Select a layer.")
+        raise CallingError(f"'{drawable.get_name()}' is a mask or channel. Select a layer.")
     if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
-        raise FilterError("DNI does not work on indexed images. Use Image ▸ Mode ▸ RGB.")
+        raise CallingError("DNI does not work on indexed images. Use Image ▸ Mode ▸ RGB.")
     return drawable
 
 
@@ -294,6 +309,7 @@ class Job(NamedTuple):
     pixels: bytes
     image_size: tuple[int, int]
     mode: str
+    tile: int | None = None  # the backend picks one when None
 
     @property
     def scale(self) -> int:
@@ -307,11 +323,14 @@ class Job(NamedTuple):
             kwargs["weights"] = list(self.choice.weights)
         else:
             kwargs["strength"] = self.choice.strength
+        if self.tile is not None:
+            kwargs["tile"] = self.tile
         return kwargs
 
 
 def prepare(image: Any, drawables: Sequence[Any], family: dict[str, Any], choice: fo.Choice,
-            *, mode: str = "network", padding: int = rq.DEFAULT_PADDING) -> Job:
+            *, mode: str = "network", padding: int = rq.DEFAULT_PADDING,
+            tile: int | None = None) -> Job:
     drawable = check_target(image, drawables)
     if mode not in ("network", "pixel"):
         raise FilterError(f"mode must be 'network' or 'pixel', not {mode!r}")
@@ -319,7 +338,7 @@ def prepare(image: Any, drawables: Sequence[Any], family: dict[str, Any], choice
     fmt = pixel_format(image)
     pixels = read_pixels(drawable, crop, fmt)
     return Job(image, drawable, family, choice, fmt, core, crop, pixels,
-               (int(image.get_width()), int(image.get_height())), mode)
+               (int(image.get_width()), int(image.get_height())), mode, tile)
 
 
 def _error_message(code: str, message: str) -> str:
@@ -416,11 +435,13 @@ def family_info(client: Any, name: str) -> dict[str, Any]:
 
 def apply(image: Any, drawables: Sequence[Any], client: Any, family: dict[str, Any],
           choice: fo.Choice, *, mode: str = "network", title: str = "",
-          progress: Progress | None = None,
+          progress: Progress | None = None, tile: int | None = None,
           should_cancel: Callable[[], bool] | None = None) -> Rect:
-    """Filter the selected part of the layer: read, run, check, write (undoable)."""
+    """Filter the selected part of the layer: read, run, check, write (undoable).
+    `should_cancel` is asked at every progress report (scripts; in GIMP's UI the
+    progress bar's Cancel ends the plug-in process instead)."""
     try:
-        job = prepare(image, drawables, family, choice, mode=mode)
+        job = prepare(image, drawables, family, choice, mode=mode, tile=tile)
     except RequestError as exc:
         raise FilterError(str(exc)) from None
     data = run_job(client, job, progress, title or str(family.get("title") or "filter"),
@@ -437,7 +458,7 @@ def options_from_config(get: Callable[[str], Any], spec: FilterSpec,
 
     name = str(get("family") or "") or fo.default_family(families, spec.task)
     if not name:
-        raise FilterError(f"The DNI backend has no {spec.task} family installed; "
+        raise CallingError(f"The DNI backend has no {spec.task} family installed; "
                           "see docs/gimp.md (Troubleshooting).")
     try:
         family = fo.family_named(families, name)
@@ -446,7 +467,7 @@ def options_from_config(get: Callable[[str], Any], spec: FilterSpec,
         choice = fo.resolve(family, strength=float(get("strength")),
                             weights=str(get("weights") or ""), preset=preset, store=store)
     except RequestError as exc:
-        raise FilterError(str(exc)) from None
+        raise CallingError(str(exc)) from None
     return family, choice
 
 

@@ -1,0 +1,1 @@
+"""Fake gi.repository: Gimp, Gegl, GLib, GObject, GimpUi, Gtk."""

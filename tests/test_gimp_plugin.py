@@ -1,0 +1,468 @@
+"""The GIMP plug-in against a fake libgimp (tests/fakes_gimp) and a real `dni serve`.
+
+The fake holds real pixels and models what GIMP does with them (merge_shadow through the
+selection, undo groups, image scaling); the backend is the real server on loopback, so
+every pixel the plug-in writes is compared with what the engine computes for the same
+request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "fakes_gimp"))
+from gimp_testkit import as_u8, load_fakes, new_image, noisy, unload_fakes, write_gimp_families  # noqa: E402
+from test_server_util import Process, serve  # noqa: E402
+
+from dni_client import Client  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[dict[str, Any]]:
+    loaded = load_fakes()
+    yield loaded
+    unload_fakes()
+
+
+@pytest.fixture(scope="module")
+def families(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_gimp_families(tmp_path_factory.mktemp("gimp-families"))
+
+
+@pytest.fixture(scope="module")
+def server(families: Path) -> Iterator[Process]:
+    with serve(families) as process:
+        yield process
+
+
+@pytest.fixture
+def profile(fakes: dict[str, Any], tmp_path: Path, server: Process,
+            monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh GIMP profile folder; the plug-in talks to the test server."""
+    fakes["Gimp"].reset(str(tmp_path))
+    monkeypatch.setenv("DNI_GIMP_ENDPOINT", server.endpoint)
+    return tmp_path
+
+
+@pytest.fixture
+def client(server: Process) -> Iterator[Client]:
+    with Client(server.endpoint, timeout=30.0) as c:
+        yield c
+
+
+def run(fakes: dict[str, Any], name: str, image: Any, drawables: list[Any],
+        **args: Any) -> Any:
+    """Call the plug-in's run function the way GIMP does for a script (non-interactive)."""
+    Gimp = fakes["Gimp"]
+    plugin = fakes["entry"].DniFilters()
+    procedure = plugin.do_create_procedure(name)
+    config = procedure.create_config()
+    for key, value in args.items():
+        config.set_property(key.replace("_", "-"), value)
+    return fakes["entry"].run_filter(procedure, Gimp.RunMode.NONINTERACTIVE, image,
+                                     drawables, config, None)
+
+
+def status(fakes: dict[str, Any], result: Any) -> Any:
+    return result.index(0)
+
+
+def error_text(result: Any) -> str:
+    assert result.length() == 2, "an error result carries a GLib.Error"
+    return str(result.index(1).message)
+
+
+def expected(client: Client, pixels: np.ndarray, crop: tuple[int, int, int, int],
+             family: str, scale: int = 1, **kwargs: Any) -> np.ndarray:
+    """What the engine computes for `crop` (x, y, w, h) of an RGBA float image, as u8."""
+    x, y, w, h = crop
+    data = as_u8(pixels[y:y + h, x:x + w]).tobytes()
+    result = client.run(family, w, h, "rgba8", data, **kwargs)
+    assert (result.width, result.height) == (w * scale, h * scale)
+    return np.frombuffer(result.pixels, np.uint8).reshape(h * scale, w * scale, 4)
+
+
+def padded(core: tuple[int, int, int, int], width: int, height: int,
+           pad: int = 32) -> tuple[int, int, int, int]:
+    x, y, w, h = core
+    x0, y0 = max(0, x - pad), max(0, y - pad)
+    x1, y1 = min(width, x + w + pad), min(height, y + h + pad)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+# -- registration --------------------------------------------------------------------------
+
+def test_three_procedures_in_the_right_menus(fakes: dict[str, Any]) -> None:
+    Gimp = fakes["Gimp"]
+    plugin = fakes["entry"].DniFilters()
+    names = plugin.do_query_procedures()
+    assert names == ["plug-in-dni-denoise", "plug-in-dni-super-resolve", "plug-in-dni-stylize"]
+    menus = {}
+    for name in names:
+        proc = plugin.do_create_procedure(name)
+        assert proc.proc_type == Gimp.PDBProcType.PLUGIN
+        assert proc.meta["image_types"] == "RGB*, GRAY*"
+        menus[name] = (proc.meta["menu_paths"], proc.meta["menu_label"])
+        args = proc.args
+        assert list(args) == ["family", "strength", "weights", "preset", "pixel-blend"]
+        assert (args["strength"].low, args["strength"].high, args["strength"].default) == (
+            0.0, 1.0, 0.5)
+    assert menus == {
+        "plug-in-dni-denoise": (["<Image>/Filters/Enhance"], "DNI _Denoise..."),
+        "plug-in-dni-super-resolve": (["<Image>/Filters/Enhance"], "DNI _Super-Resolve..."),
+        "plug-in-dni-stylize": (["<Image>/Filters/Artistic"], "DNI St_ylize..."),
+    }
+
+
+def test_entry_point_hands_the_plugin_class_to_gimp_main(fakes: dict[str, Any]) -> None:
+    import runpy
+
+    Gimp = fakes["Gimp"]
+    before = len(Gimp.MAIN_CALLS)
+    runpy.run_path(str(Path(fakes["entry"].__file__)), run_name="__main__")
+    assert len(Gimp.MAIN_CALLS) == before + 1
+    gtype, _argv = Gimp.MAIN_CALLS[-1]
+    assert gtype.__name__ == "DniFilters" and issubclass(gtype, Gimp.PlugIn)
+
+
+# -- pixels --------------------------------------------------------------------------------
+
+def test_denoise_writes_the_engine_result_inside_the_selection_only(
+        fakes: dict[str, Any], profile: Path, client: Client) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(60, 80, seed=1)
+    image, layer = new_image(fakes, original)
+    core = (20, 15, 30, 20)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *core)
+
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny", strength=0.3)
+
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    after = as_u8(layer.buffer.data)
+    before = as_u8(original)
+    x, y, w, h = core
+    outside = np.ones(after.shape[:2], bool)
+    outside[y:y + h, x:x + w] = False
+    assert np.array_equal(after[outside], before[outside]), "pixels outside the selection"
+    crop = padded(core, 80, 60)
+    want = expected(client, original, crop, "tiny", strength=0.3)
+    inside = want[y - crop[1]:y - crop[1] + h, x - crop[0]:x - crop[0] + w]
+    assert np.array_equal(after[y:y + h, x:x + w], inside)
+    assert (after[y:y + h, x:x + w] != before[y:y + h, x:x + w]).any(axis=-1).mean() > 0.5
+    # The padding was read for context but not written back.
+    assert layer.shadow is not None and layer.shadow.writes == [
+        (x, y, w, h, "R'G'B'A u8")]
+
+
+def test_blur_family_lowers_noise_inside_and_undo_restores(
+        fakes: dict[str, Any], profile: Path) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(64, 64, seed=2, sigma=20.0)
+    image, layer = new_image(fakes, original)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, 16, 16, 32, 32)
+
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="blur-test",
+                 preset="Full")
+
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    after = as_u8(layer.buffer.data).astype(float)
+    before = as_u8(original).astype(float)
+    # Noise: the difference from a neighbour (the gradient is smooth, the noise is not).
+    def noise(a: np.ndarray) -> float:
+        return float(np.diff(a[18:46, 18:46, 0], axis=1).std())
+
+    assert noise(after) < noise(before) / 2
+    assert np.array_equal(after[:16], before[:16]) and np.array_equal(after[48:], before[48:])
+
+    assert image.undo_group_balanced() and image.groups_opened == 1
+    assert len(image.undo_stack) == 1, "one run = one undo step"
+    image.undo()
+    assert np.array_equal(layer.buffer.data, original)
+
+
+def test_no_selection_filters_the_whole_layer(fakes: dict[str, Any], profile: Path,
+                                              client: Client) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(40, 50, seed=3)
+    image, layer = new_image(fakes, original)
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny", strength=1.0)
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    want = expected(client, original, (0, 0, 50, 40), "tiny", strength=1.0)
+    assert np.array_equal(as_u8(layer.buffer.data), want)
+
+
+def test_feathered_selection_blends_through_merge_shadow(fakes: dict[str, Any],
+                                                         profile: Path,
+                                                         client: Client) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(32, 32, seed=4)
+    image, layer = new_image(fakes, original)
+    image.selection.data[8:24, 8:24] = 0.5  # a half-selected square
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny", strength=1.0)
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    full = expected(client, original, (0, 0, 32, 32), "tiny", strength=1.0)
+    got = layer.buffer.data[8:24, 8:24]
+    want = (original[8:24, 8:24] + full[8:24, 8:24] / 255.0) / 2
+    assert np.allclose(got, want, atol=1e-6)
+
+
+def test_weights_and_presets_reach_the_engine(fakes: dict[str, Any], profile: Path,
+                                              client: Client) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(24, 24, seed=5)
+    image, layer = new_image(fakes, original)
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny3",
+                 weights="0.2, 0.5, 0.3")
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    want = expected(client, original, (0, 0, 24, 24), "tiny3", weights=[0.2, 0.5, 0.3])
+    assert np.array_equal(as_u8(layer.buffer.data), want)
+
+    image, layer = new_image(fakes, original)
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny", preset="Half",
+                 strength=0.9)
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    assert np.array_equal(as_u8(layer.buffer.data),
+                          expected(client, original, (0, 0, 24, 24), "tiny", strength=0.5))
+
+
+def test_user_presets_from_the_gimp_profile(fakes: dict[str, Any], profile: Path,
+                                            client: Client) -> None:
+    Gimp = fakes["Gimp"]
+    (profile / "dni").mkdir()
+    (profile / "dni" / "presets.json").write_text(json.dumps({"version": 1, "families": {
+        "tiny3": [{"name": "Mine", "weights": [0.6, 0.0, 0.4]}]}}))
+    original = noisy(20, 20, seed=6)
+    image, layer = new_image(fakes, original)
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny3", preset="Mine")
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    assert np.array_equal(as_u8(layer.buffer.data),
+                          expected(client, original, (0, 0, 20, 20), "tiny3",
+                                   weights=[0.6, 0.0, 0.4]))
+
+
+def test_high_bit_depth_travels_as_float(fakes: dict[str, Any], profile: Path,
+                                         client: Client) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(16, 16, seed=7)
+    original[..., :3] += 0.0007  # values between 8-bit steps must survive
+    image, layer = new_image(fakes, original)
+    image.precision = Gimp.Precision.FLOAT_LINEAR
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny", strength=0.5)
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    assert layer.shadow is not None and layer.shadow.writes[-1][-1] == "R'G'B'A float"
+    direct = client.run("tiny", 16, 16, "rgba32f", original.astype("<f4").tobytes(),
+                        strength=0.5)
+    want = np.frombuffer(direct.pixels, "<f4").reshape(16, 16, 4)
+    assert np.allclose(layer.buffer.data, want, atol=1e-6)
+
+
+# -- super-resolution ----------------------------------------------------------------------
+
+def test_super_resolve_scales_the_image_x4_in_one_undo_step(
+        fakes: dict[str, Any], profile: Path, client: Client) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(20, 24, seed=8)
+    image, layer = new_image(fakes, original)
+    result = run(fakes, "plug-in-dni-super-resolve", image, [layer], family="tiny-x4",
+                 strength=0.5)
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    assert (image.get_width(), image.get_height()) == (96, 80)
+    assert (layer.get_width(), layer.get_height()) == (96, 80)
+    assert image.scaled_with == [Gimp.InterpolationType.CUBIC]
+    want = expected(client, original, (0, 0, 24, 20), "tiny-x4", scale=4, strength=0.5)
+    assert np.array_equal(as_u8(layer.buffer.data), want)
+    assert layer.updates[-1] == (0, 0, 96, 80)
+    assert len(image.undo_stack) == 1 and image.undo_group_balanced()
+    image.undo()
+    assert (image.get_width(), image.get_height()) == (24, 20)
+    assert np.array_equal(layer.buffer.data, original)
+    log = fakes["Gimp"].LOG
+    assert log.count(("context_push",)) == log.count(("context_pop",)) == 1
+
+
+def test_super_resolve_of_a_selection(fakes: dict[str, Any], profile: Path,
+                                      client: Client) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(40, 40, seed=9)
+    image, layer = new_image(fakes, original)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, 10, 12, 8, 6)
+    result = run(fakes, "plug-in-dni-super-resolve", image, [layer], family="tiny-x4")
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    after = as_u8(layer.buffer.data)
+    assert after.shape == (160, 160, 4)
+    crop = padded((10, 12, 8, 6), 40, 40)
+    want = expected(client, original, crop, "tiny-x4", scale=4, strength=0.5)
+    ox, oy = (10 - crop[0]) * 4, (12 - crop[1]) * 4
+    assert np.array_equal(after[48:72, 40:72], want[oy:oy + 24, ox:ox + 32])
+    # Outside the selection: the enlarged original (the fake enlarges by repetition).
+    assert np.array_equal(after[:40], np.repeat(np.repeat(as_u8(original), 4, 0), 4, 1)[:40])
+
+
+# -- progress, errors, cancel --------------------------------------------------------------
+
+def test_progress_goes_to_gimps_progress_bar(fakes: dict[str, Any], profile: Path) -> None:
+    Gimp = fakes["Gimp"]
+    image, layer = new_image(fakes, noisy(32, 32, seed=10))
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny")
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    kinds = [entry[0] for entry in Gimp.LOG]
+    assert kinds[0] == "progress_init"
+    updates = [entry[1] for entry in Gimp.LOG if entry[0] == "progress_update"]
+    assert updates and max(updates) > 0.0
+    texts = [entry[1] for entry in Gimp.LOG if entry[0] == "progress_set_text"]
+    assert any(t.startswith("DNI Tiny:") for t in texts)
+    assert kinds.index("displays_flush") < len(kinds) - 1
+    assert kinds[-1] == "progress_end" and kinds.count("progress_end") == 1
+
+
+@pytest.mark.parametrize("args, words", [
+    ({"family": "nope"}, ["no family named 'nope'", "tiny3"]),
+    ({"family": "tiny3", "weights": "0.5, 0.6, 0.1"}, ["sum to 1"]),
+    ({"family": "tiny3", "weights": "0.5, 0.5"}, ["3 members", "give 3 weights"]),
+    ({"family": "tiny3", "weights": "a, b, c"}, ["numbers separated by commas"]),
+    ({"family": "tiny", "preset": "Loud"}, ["no preset named 'Loud'", "Half"]),
+])
+def test_bad_arguments_are_reported_and_change_nothing(
+        fakes: dict[str, Any], profile: Path, args: dict[str, Any], words: list[str]) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(16, 16)
+    image, layer = new_image(fakes, original)
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], **args)
+    assert status(fakes, result) == Gimp.PDBStatusType.CALLING_ERROR
+    message = error_text(result)
+    for word in words:
+        assert word in message
+    assert np.array_equal(layer.buffer.data, original)
+    assert image.undo_stack == [] and image.groups_opened == 0
+
+
+def test_unusable_targets_are_explained(fakes: dict[str, Any], profile: Path) -> None:
+    Gimp = fakes["Gimp"]
+    image, layer = new_image(fakes, noisy(16, 16))
+    second = Gimp.Layer.new(image, "other", 16, 16, Gimp.ImageType.RGBA_IMAGE, 100.0,
+                            Gimp.LayerMode.NORMAL)
+    group = Gimp.GroupLayer(image, "group", 16, 16)
+    mask = Gimp.Channel(image, "mask", 16, 16)
+    cases = [([layer, second], "one layer at a time"), ([group], "layer group"),
+             ([mask], "mask or channel")]
+    for drawables, words in cases:
+        result = run(fakes, "plug-in-dni-denoise", image, drawables, family="tiny")
+        assert status(fakes, result) == Gimp.PDBStatusType.CALLING_ERROR
+        assert words in error_text(result)
+    image.base_type = Gimp.ImageBaseType.INDEXED
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny")
+    assert "indexed" in error_text(result)
+    assert not image.is_dirty()
+
+
+def test_selection_that_misses_the_layer(fakes: dict[str, Any], profile: Path) -> None:
+    Gimp = fakes["Gimp"]
+    image, layer = new_image(fakes, noisy(32, 32))
+    small = Gimp.Layer.new(image, "small", 8, 8, Gimp.ImageType.RGBA_IMAGE, 100.0,
+                           Gimp.LayerMode.NORMAL)
+    image.insert_layer(small, None, 0)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, 20, 20, 8, 8)
+    result = run(fakes, "plug-in-dni-denoise", image, [small], family="tiny")
+    assert status(fakes, result) == Gimp.PDBStatusType.EXECUTION_ERROR
+    assert "does not touch this layer" in error_text(result)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_no_backend_and_no_autostart(fakes: dict[str, Any], profile: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    Gimp = fakes["Gimp"]
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("DNI_GIMP_ENDPOINT", endpoint)
+    (profile / "dni").mkdir()
+    (profile / "dni" / "settings.json").write_text(json.dumps({"autostart": False}))
+    original = noisy(16, 16)
+    image, layer = new_image(fakes, original)
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny")
+    assert status(fakes, result) == Gimp.PDBStatusType.EXECUTION_ERROR
+    assert f"No DNI backend answers at {endpoint}" in error_text(result)
+    assert np.array_equal(layer.buffer.data, original)
+    assert Gimp.LOG[-1] == ("progress_end",)
+
+
+def test_backend_is_started_and_outlives_the_plugin(fakes: dict[str, Any], profile: Path,
+                                                    families: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    Gimp = fakes["Gimp"]
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("DNI_GIMP_ENDPOINT", endpoint)
+    (profile / "dni").mkdir()
+    (profile / "dni" / "settings.json").write_text(json.dumps({
+        "command": [sys.executable, "-m", "dni.server"], "family_paths": [str(families)]}))
+    original = noisy(16, 16)
+    image, layer = new_image(fakes, original)
+    pid_file = profile / "dni" / "backend.pid"
+    try:
+        result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny")
+        assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS, error_text(result)
+        assert not np.array_equal(layer.buffer.data, original)
+        assert ("progress_pulse",) in Gimp.LOG
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)  # still running after the plug-in returned
+    finally:
+        if pid_file.exists():
+            pid = int(pid_file.read_text())
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                    os.kill(pid, 0)
+                except (ChildProcessError, ProcessLookupError):
+                    break
+                time.sleep(0.1)
+
+
+def test_backend_that_fails_to_start_is_explained(fakes: dict[str, Any], profile: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    Gimp = fakes["Gimp"]
+    monkeypatch.setenv("DNI_GIMP_ENDPOINT", f"tcp://127.0.0.1:{_free_port()}")
+    (profile / "dni").mkdir()
+    (profile / "dni" / "settings.json").write_text(json.dumps({
+        "command": [sys.executable, "-c", "import no_such_module_for_dni"]}))
+    image, layer = new_image(fakes, noisy(8, 8))
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny")
+    assert status(fakes, result) == Gimp.PDBStatusType.EXECUTION_ERROR
+    assert "missing a package" in error_text(result)
+    assert "no_such_module_for_dni" in error_text(result)
+
+
+def test_cancel_leaves_the_image_untouched(fakes: dict[str, Any], profile: Path,
+                                          client: Client) -> None:
+    dni_gimp = fakes["dni_gimp"]
+    from dni_client import filter_options as fo
+
+    original = noisy(512, 512, seed=12)
+    image, layer = new_image(fakes, original)
+    family = fo.family_named(client.families(), "tiny")
+    asked = []
+
+    def should_cancel() -> bool:
+        asked.append(True)
+        return True
+
+    with pytest.raises(dni_gimp.Cancelled):
+        dni_gimp.apply(image, [layer], client, family, fo.Choice(0.5, None), tile=64,
+                       should_cancel=should_cancel)
+    assert asked
+    assert np.array_equal(layer.buffer.data, original)
+    assert image.undo_stack == [] and image.groups_opened == 0
