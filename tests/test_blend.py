@@ -140,3 +140,12 @@ def test_mismatched_members_name_the_first_bad_tensor() -> None:
     del b["out.bias"]
     with pytest.raises(IncompatibleModels, match="out.bias"):
         interpolate([a, b], [0.5, 0.5])
+
+
+def test_a_new_blender_starts_as_the_first_member() -> None:
+    states = member_states(2)
+    model = NormNet().eval()
+    blender = Blender(model, states)
+    assert blender.current == (1.0, 0.0)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, states[0][key])

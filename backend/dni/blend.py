@@ -87,7 +87,9 @@ class Blender:
                 else:
                     owner._buffers[attr] = view
                 offset += n
+            flat.copy_(stacked[0])  # start as the first member, never uninitialised
             self._groups.append((flat, stacked))
+        self._current = tuple(float(i == 0) for i in range(self.count))
 
     @property
     def parameter_count(self) -> int:
