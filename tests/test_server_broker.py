@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_server_util import Process
 
-from dni_client import Client
+from dni_client import Client, ConnectionLost
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,27 @@ def test_cancel_reaches_the_right_worker(cluster: tuple[Process, str]) -> None:
                     end = event
         assert end.kind == "error" and end.header["code"] == "cancelled"
         assert end.header["tiles_after_cancel"] <= 2  # one more cancel hop at most
+
+
+def test_curve_broker_with_a_curve_worker(tiny_family_dir: Path, tmp_path: Path) -> None:
+    from dni.server.__main__ import main
+
+    keys = tmp_path / "keys"
+    assert main(["keys", str(keys)]) == 0
+    with ExitStack() as stack:
+        broker = Process(["broker", "--curve-keys", str(keys), "--frontend",
+                          "tcp://127.0.0.1:0", "--backend", "tcp://127.0.0.1:0"])
+        stack.callback(broker.stop)
+        backend = re.search(r"workers: (\S+)\)", broker.extra[0])
+        assert backend is not None
+        worker = Process(["serve", "--device", "cpu", "--curve-keys", str(keys), "--connect",
+                          backend.group(1), "--family-path", str(tiny_family_dir)])
+        stack.callback(worker.stop)
+        with Client(broker.endpoint, server_public_key=str(keys / "server.key"),
+                    client_keys_dir=str(keys), timeout=30.0) as client:
+            assert client.hello()["curve"] is True
+            data = bytes(range(48))
+            assert client.run("identity", 4, 4, "rgb8", data, strength=0.5).pixels == data
+        with Client(broker.endpoint, timeout=1.0) as plain:
+            with pytest.raises(ConnectionLost):
+                plain.hello()

@@ -172,7 +172,14 @@ class Client:
         self._last_heard = time.monotonic()
         self._ping_sent = False
 
-    def _reconnect(self) -> None:
+    def _reconnect(self, why: str) -> None:
+        """A fresh socket (a new identity): replies to the old one can never arrive, so
+        every pending job ends here with a connection_lost error event."""
+        for job_id in list(self._jobs):
+            self._backlog.append(Event(P.KIND_ERROR, job_id, {
+                "kind": P.KIND_ERROR, "id": job_id, "code": "connection_lost",
+                "message": why}))
+        self._jobs.clear()
         if self._socket is not None:
             self._socket.close(linger=0)
         self._replies.clear()
@@ -262,12 +269,7 @@ class Client:
             return
         silent = time.monotonic() - self._last_heard
         if silent > self.timeout:
-            for job_id in list(self._jobs):
-                self._backlog.append(Event(P.KIND_ERROR, job_id, {
-                    "kind": P.KIND_ERROR, "id": job_id, "code": "connection_lost",
-                    "message": f"no answer from {self.endpoint} for {silent:.0f} s"}))
-            self._jobs.clear()
-            self._reconnect()
+            self._reconnect(f"no answer from {self.endpoint} for {silent:.0f} s")
         elif silent > self.timeout / 2 and not self._ping_sent:
             self._send({"op": P.OP_PING, "id": P.new_job_id()})
             self._ping_sent = True
@@ -284,13 +286,14 @@ class Client:
                 if reply.get("kind") == P.KIND_ERROR:
                     raise ServerError(str(reply.get("code")), str(reply.get("message")))
                 if reply.get("kind") != expect:
-                    raise ClientError("unexpected reply {!r} to {!r}".format(reply.get("kind"),
-                                                                      header.get("op")))
+                    raise ClientError(f"unexpected reply {reply.get('kind')!r} "
+                                      f"to {header.get('op')!r}")
                 return reply
             left = deadline - time.monotonic()
             if left <= 0:
-                self._reconnect()
-                raise ConnectionLost(f"no answer from {self.endpoint} within {self.timeout:.1f} s")
+                why = f"no answer from {self.endpoint} within {self.timeout:.1f} s"
+                self._reconnect(why)
+                raise ConnectionLost(why)
             self._receive(max(1, int(min(left, 0.25) * 1000)))
 
     def hello(self) -> dict[str, Any]:

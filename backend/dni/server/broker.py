@@ -11,14 +11,24 @@ import logging
 
 import zmq
 
-from .security import CurveKeys, check_endpoint, make_curve_server, start_authenticator
+from .core import Limits
+from .security import (
+    CurveKeys,
+    check_endpoint,
+    make_curve_server,
+    start_authenticator,
+    wildcard_port,
+)
 
 log = logging.getLogger("dni.broker")
 
 
 class Broker:
     def __init__(self, frontend: str, backend: str, *, curve: CurveKeys | None = None,
-                 max_message_bytes: int = -1, context: zmq.Context | None = None) -> None:
+                 max_message_bytes: int | None = None,
+                 context: zmq.Context | None = None) -> None:
+        if max_message_bytes is None:  # what a worker with default limits accepts
+            max_message_bytes = Limits().max_frame_bytes + 1024
         check_endpoint(frontend, curve)
         check_endpoint(backend, curve)
         self._context = context or zmq.Context()
@@ -34,8 +44,8 @@ class Broker:
                 # Workers connect with the folder's client key pair, clients with theirs;
                 # both are checked against authorized/.
                 make_curve_server(sock, curve)
-        self.frontend.bind(_wildcard(frontend))
-        self.backend.bind(_wildcard(backend))
+        self.frontend.bind(wildcard_port(frontend))
+        self.backend.bind(wildcard_port(backend))
         self.endpoints = (self.frontend.getsockopt_string(zmq.LAST_ENDPOINT),
                           self.backend.getsockopt_string(zmq.LAST_ENDPOINT))
 
@@ -51,8 +61,3 @@ class Broker:
             if self._auth is not None:
                 self._auth.stop()
 
-
-def _wildcard(endpoint: str) -> str:
-    # 'tcp://127.0.0.1:0' asks for any free port, as in most other tools.
-    return endpoint[:-2] + ":*" if endpoint.startswith("tcp://") and endpoint.endswith(":0") \
-        else endpoint

@@ -43,6 +43,7 @@ from .security import (
     make_curve_client,
     make_curve_server,
     start_authenticator,
+    wildcard_port,
 )
 
 log = logging.getLogger("dni.server")
@@ -143,31 +144,17 @@ class Server:
         self._engines = [factory(device) for device in devices]
         self.devices = [str(engine.device) for engine in self._engines]
 
-        self._router = self._context.socket(zmq.ROUTER)
-        r = self._router
-        r.setsockopt(zmq.LINGER, 0)
-        r.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        r.setsockopt(zmq.MAXMSGSIZE, self.limits.max_frame_bytes + 1024)
-        r.setsockopt(zmq.HEARTBEAT_IVL, 2000)
-        r.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
-        r.setsockopt(zmq.HEARTBEAT_TTL, 6000)
-        r.setsockopt(zmq.SNDHWM, 10000)
-        r.setsockopt(zmq.RCVHWM, 1000)
-        if curve is not None:
-            if endpoint and connect:
-                raise SecurityError("with CurveZMQ, bind an endpoint or connect to a broker, "
-                                    "not both")
-            # Bound: clients authenticate to us. Connected to a broker: we authenticate
-            # to it with the folder's client key pair.
-            (make_curve_server if endpoint else make_curve_client)(r, curve)
         self.endpoints: list[str] = []
-        if endpoint:
-            r.bind(endpoint.replace(":0", ":*") if endpoint.endswith(":0") else endpoint)
-            self.endpoints.append(r.getsockopt_string(zmq.LAST_ENDPOINT))
-        for address in connect:
-            r.connect(address)
-            self.endpoints.append(address)
-
+        self._router = self._context.socket(zmq.ROUTER)
+        try:
+            self._open_router(endpoint, connect, curve)
+        except BaseException:
+            self._router.close(linger=0)
+            if self._auth is not None:
+                self._auth.stop()
+            if self._own_context:
+                self._context.term()
+            raise
         wake_endpoint = _WAKE_ENDPOINT.format(id(self))
         self._wake_endpoint = wake_endpoint
         self._wake = self._context.socket(zmq.PULL)
@@ -184,6 +171,32 @@ class Server:
         self._families_cache: tuple[float, list[dict[str, Any]]] | None = None
         self.counters = {"requests": 0, "errors": 0, "completed": 0, "failed": 0,
                          "cancelled": 0, "superseded": 0, "vanished_dropped": 0}
+
+    def _open_router(self, endpoint: str | None, connect: Sequence[str],
+                     curve: CurveKeys | None) -> None:
+        r = self._router
+        self.endpoints = []
+        r.setsockopt(zmq.LINGER, 0)
+        r.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        r.setsockopt(zmq.MAXMSGSIZE, self.limits.max_frame_bytes + 1024)
+        r.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+        r.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        r.setsockopt(zmq.HEARTBEAT_TTL, 6000)
+        r.setsockopt(zmq.SNDHWM, 10000)
+        r.setsockopt(zmq.RCVHWM, 1000)
+        if curve is not None:
+            if endpoint and connect:
+                raise SecurityError("with CurveZMQ, bind an endpoint or connect to a broker, "
+                                    "not both")
+            # Bound: clients authenticate to us. Connected to a broker: we authenticate
+            # to it with the folder's client key pair.
+            (make_curve_server if endpoint else make_curve_client)(r, curve)
+        if endpoint:
+            r.bind(wildcard_port(endpoint))
+            self.endpoints.append(r.getsockopt_string(zmq.LAST_ENDPOINT))
+        for address in connect:
+            r.connect(address)
+            self.endpoints.append(address)
 
     # -- lifecycle ---------------------------------------------------------------------
 

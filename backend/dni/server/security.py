@@ -51,6 +51,13 @@ def is_local_endpoint(endpoint: str) -> bool:
         return False  # '*', an interface name or a host name
 
 
+def wildcard_port(endpoint: str) -> str:
+    """'tcp://127.0.0.1:0' asks for any free port, as in most tools (ZeroMQ spells it '*')."""
+    if endpoint.startswith("tcp://") and endpoint.endswith(":0"):
+        return endpoint[:-2] + ":*"
+    return endpoint
+
+
 @dataclass(frozen=True)
 class CurveKeys:
     folder: Path
