@@ -68,6 +68,10 @@ class Blender:
         return slots
 
     def _bind(self, member_states: Sequence[StateDict]) -> None:
+        with torch.no_grad():  # integer buffers are not blended: they are the first member's
+            for name, tensor in self.model.named_buffers():
+                if not tensor.is_floating_point() and name in member_states[0]:
+                    tensor.copy_(member_states[0][name])
         by_dtype: dict[torch.dtype, list[tuple[str, _Slot, torch.Tensor]]] = {}
         for entry in self._slots():
             by_dtype.setdefault(entry[2].dtype, []).append(entry)
