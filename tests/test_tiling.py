@@ -80,3 +80,26 @@ def test_out_of_memory_halves_the_tile(tiny_family_dir, monkeypatch) -> None:
     out = family.apply(image, strength=0.5, tile=128)
     assert sizes[0] == 128 and max(sizes[1:]) < 128
     np.testing.assert_allclose(out.astype(int), expected.astype(int), atol=1)
+
+
+def test_cancel_stops_inside_a_tile(tiny_family_dir) -> None:
+    """A single big tile is not waited for: the check runs before every convolution."""
+    import dni
+    from dni.errors import Cancelled
+
+    family = dni.load_family(tiny_family_dir / "tiny")
+    convs: list[int] = []
+    hooks = [m.register_forward_hook(lambda *_: convs.append(1))
+             for m in family.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    checks: list[int] = []
+
+    def cancel_on_second_check() -> bool:
+        checks.append(1)
+        return len(checks) >= 3  # 1: before the tile, 2: first conv, 3: second conv
+
+    with pytest.raises(Cancelled):
+        family.apply(photo(), strength=0.5, tile=4096, cancelled=cancel_on_second_check)
+    assert len(convs) == 1  # of three
+    for hook in hooks:
+        hook.remove()
+    assert family.apply(photo(), strength=0.5).shape == photo().shape  # still usable

@@ -78,8 +78,18 @@ class Family:
             self.model = self.model.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
         self.blender = Blender(self.model, states)
+        # Checked before every convolution too, so that a cancel (a newer preview) does
+        # not wait for a whole tile: a big tile on a CPU takes seconds.
+        self._cancelled: Callable[[], bool] | None = None
+        for module in self.model.modules():
+            if isinstance(module, nn.Conv2d):
+                module.register_forward_pre_hook(self._check_cancel)
         self._widest = max((max(m.in_channels, m.out_channels) for m in self.model.modules()
                             if isinstance(m, nn.Conv2d)), default=64)
+
+    def _check_cancel(self, _module: nn.Module, _inputs: object) -> None:
+        if self._cancelled is not None and self._cancelled():
+            raise Cancelled("cancelled")
 
     # -- weightings ---------------------------------------------------------------
     @property
@@ -140,6 +150,7 @@ class Family:
         side = tile or self.auto_tile()
         while True:
             writer = imaging.Writer(image, fmt, self.scale, unit_mask)
+            self._cancelled = cancelled
             try:
                 self._stream(image, passes, side, unit_mask, unit_map, writer, progress,
                              cancelled)
@@ -151,6 +162,8 @@ class Family:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 side = max(MIN_TILE, side // 2)  # out of memory: retry with smaller tiles
+            finally:
+                self._cancelled = None
 
     def auto_tile(self) -> int:
         """Largest tile whose activations fit in the device's memory budget."""
