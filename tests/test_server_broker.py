@@ -23,10 +23,14 @@ def cluster(tiny_family_dir: Path) -> Iterator[tuple[Process, str]]:
         stack.callback(broker.stop)
         backend = re.search(r"workers: (\S+)\)", broker.extra[0])
         assert backend is not None
-        for _ in range(2):
+        workers = []
+        for _ in range(2):  # started side by side: each spends seconds importing torch
             worker = Process(["serve", "--device", "cpu", "--connect", backend.group(1),
-                              "--family-path", str(tiny_family_dir)])
+                              "--family-path", str(tiny_family_dir)], wait=False)
             stack.callback(worker.stop)
+            workers.append(worker)
+        for worker in workers:
+            worker.wait_ready()
         yield broker, broker.endpoint
 
 

@@ -25,7 +25,7 @@ START_TIMEOUT_S = 120.0  # torch import on a loaded 2-core machine
 class Process:
     """A `python -m dni.server ...` child; `endpoints` from its 'listening on' lines."""
 
-    def __init__(self, args: Sequence[str], expect_lines: int = 1) -> None:
+    def __init__(self, args: Sequence[str], expect_lines: int = 1, wait: bool = True) -> None:
         # Keep the child away from the user's own family folder, like the tests' fixture.
         env = dict(os.environ, PYTHONUNBUFFERED="1", XDG_DATA_HOME=tempfile.mkdtemp())
         env.pop("DNI_FAMILY_PATH", None)
@@ -39,8 +39,14 @@ class Process:
         threading.Thread(target=self._collect, daemon=True).start()
         self.endpoints: list[str] = []
         self.extra: list[str] = []
+        self.expect_lines = expect_lines
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Block until the child printed its 'listening on' line(s)."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        while len(self.endpoints) < expect_lines:
+        while len(self.endpoints) < self.expect_lines:
             try:
                 line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
             except queue.Empty:
