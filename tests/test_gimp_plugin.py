@@ -303,10 +303,21 @@ def test_super_resolve_of_a_selection(fakes: dict[str, Any], profile: Path,
     assert after.shape == (160, 160, 4)
     crop = padded((10, 12, 8, 6), 40, 40)
     want = expected(client, original, crop, "tiny-x4", scale=4, strength=0.5)
-    ox, oy = (10 - crop[0]) * 4, (12 - crop[1]) * 4
-    assert np.array_equal(after[48:72, 40:72], want[oy:oy + 24, ox:ox + 32])
-    # Outside the selection: the enlarged original (the fake enlarges by repetition).
-    assert np.array_equal(after[:40], np.repeat(np.repeat(as_u8(original), 4, 0), 4, 1)[:40])
+    full = np.zeros_like(after)
+    full[crop[1] * 4:(crop[1] + crop[3]) * 4, crop[0] * 4:(crop[0] + crop[2]) * 4] = want
+    sel = image.selection.data
+    # Fully selected: the network's pixels; the enlarged selection's soft edge: a blend
+    # of the network's pixels and the enlarged original; never empty shadow pixels.
+    assert np.array_equal(after[sel == 1.0], full[sel == 1.0])
+    assert (sel == 1.0).sum() >= (32 - 4) * (24 - 4)
+    assert (after[..., 3] == 255).all(), "blended with pixels the plug-in never wrote"
+    edge = (sel > 0) & (sel < 1)
+    assert edge.any()
+    enlarged = np.repeat(np.repeat(as_u8(original), 4, 0), 4, 1).astype(int)
+    low = np.minimum(enlarged, full.astype(int))[edge] - 1
+    high = np.maximum(enlarged, full.astype(int))[edge] + 1
+    assert ((after[edge] >= low) & (after[edge] <= high)).all()
+    assert np.array_equal(after[sel == 0], enlarged[sel == 0].astype(np.uint8))
 
 
 # -- progress, errors, cancel --------------------------------------------------------------

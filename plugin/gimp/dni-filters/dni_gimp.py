@@ -392,16 +392,12 @@ def run_job(client: Any, job: Job, progress: Progress | None, title: str,
 
 def write_result(job: Job, data: bytes) -> Rect:
     """Put the result into the layer, undoably; returns the rectangle written (layer
-    coordinates, after any enlargement). Only the core goes back: the padding was
-    context for the network, and the selection's shape is applied by merge_shadow."""
+    coordinates, after any enlargement). Only the selected part goes back: the padding
+    was context for the network, and merge_shadow applies the selection's shape."""
     image, drawable, s = job.image, job.drawable, job.scale
     if (int(image.get_width()), int(image.get_height())) != job.image_size:
         raise FilterError("The image was resized while DNI was working; nothing was "
                           "changed. Run the filter again.")
-    inside = Rect(job.core.x - job.crop.x, job.core.y - job.crop.y, job.core.width,
-                  job.core.height).scaled(s)
-    pixels = fo.cut(data, job.fmt.bytes_per_pixel, job.crop.width * s, job.crop.height * s,
-                    inside)
     place = job.core.scaled(s)
     image.undo_group_start()
     try:
@@ -415,6 +411,15 @@ def write_result(job: Job, data: bytes) -> Rect:
                 image.scale(width * s, height * s)
             finally:
                 Gimp.context_pop()
+            # The enlarged selection has soft edges a few pixels beyond core x s: cover
+            # them too (from the padding), or merge_shadow would blend in empty pixels.
+            ok, x, y, w, h = drawable.mask_intersect()
+            if ok:
+                place = Rect(int(x), int(y), int(w), int(h)).intersect(job.crop.scaled(s))
+        inside = Rect(place.x - job.crop.x * s, place.y - job.crop.y * s, place.width,
+                      place.height)
+        pixels = fo.cut(data, job.fmt.bytes_per_pixel, job.crop.width * s,
+                        job.crop.height * s, inside)
         shadow = drawable.get_shadow_buffer()
         shadow.set(Gegl.Rectangle.new(*place), job.fmt.babl, pixels)
         shadow.flush()
