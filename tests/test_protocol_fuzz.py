@@ -246,9 +246,13 @@ def test_arbitrary_json_headers(dealer: zmq.Socket, message: tuple[dict[str, Any
     assert reply["kind"] in P.TERMINAL_KINDS
 
 
-def test_message_over_maxmsgsize_drops_only_that_connection(tiny_family_dir: Path) -> None:
+def test_message_over_maxmsgsize_drops_only_that_connection(tiny_family_dir: Path,
+                                                            tmp_path: Path) -> None:
     # 4096 pixels: the largest layout needs 64 KiB, so ZMQ_MAXMSGSIZE is about that.
-    with serve(tiny_family_dir, "--max-pixels", "4096") as small:
+    # (This server listens on a Unix socket: ipc:// endpoints work as well as tcp://.)
+    with serve(tiny_family_dir, "--max-pixels", "4096",
+               endpoint=f"ipc://{tmp_path}/dni.sock") as small:
+        assert small.endpoint == f"ipc://{tmp_path}/dni.sock"
         ctx = zmq.Context.instance()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)

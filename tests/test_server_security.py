@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +23,12 @@ def keys_command(*args: str) -> int:
 
 
 def test_remote_bind_refused_without_keys() -> None:
-    done = run_command("serve", "--endpoint", "tcp://0.0.0.0:0")
+    dni = Path(sys.executable).with_name("dni")  # the installed `dni` command, if any
+    if dni.exists():
+        done = subprocess.run([str(dni), "serve", "--endpoint", "tcp://0.0.0.0:0"],
+                              capture_output=True, text=True, timeout=120, check=False)
+    else:
+        done = run_command("serve", "--endpoint", "tcp://0.0.0.0:0")
     assert done.returncode == 2
     assert "refusing tcp://0.0.0.0:0" in done.stderr and "--curve-keys" in done.stderr
     assert "listening" not in done.stdout
