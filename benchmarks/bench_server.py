@@ -126,13 +126,15 @@ def main() -> int:
                   f"{b / a:7.3f} {(b - a) * 1e3:9.2f}ms {t * 1e3:8.2f}ms")
     (big, big_local, big_remote, _), (_, small_local, small_remote, small_transport) = rows
     ratio = min(big_remote) / min(big_local)
-    overhead_ms = (min(small_remote) - min(small_local)) * 1e3
+    # The preview's engine time varies by more than 5 ms between calls on a busy machine,
+    # so the transport is judged per call: wall time minus the server's own job time.
+    overhead_ms = statistics.median(small_transport) * 1e3
     ok_ratio, ok_overhead = ratio <= 1.5, overhead_ms <= 5.0
     print(f"\n{big}x{big} RGBA u8 ratio {ratio:.3f} (target <= 1.5): "
           f"{'ok' if ok_ratio else 'MISSED'}")
     print(f"{args.preview_size}x{args.preview_size} transport overhead {overhead_ms:.2f} ms "
-          f"(per call: {min(small_transport) * 1e3:.2f} ms best, "
-          f"{statistics.median(small_transport) * 1e3:.2f} ms median) "
+          f"median per call ({min(small_transport) * 1e3:.2f} ms best; difference of the best "
+          f"wall times {(min(small_remote) - min(small_local)) * 1e3:.2f} ms) "
           f"(target <= 5 ms): {'ok' if ok_overhead else 'MISSED'}")
     return 0 if ok_ratio and ok_overhead else 1
 
