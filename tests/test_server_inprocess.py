@@ -141,3 +141,36 @@ def test_stop_tells_queued_jobs(server: Server, client: Client, engine: Scripted
             if e.kind != "progress":
                 ends[e.job_id] = e.header["code"]
     assert ends == {waiting: "shutting_down", running: "cancelled"}
+
+
+def test_one_worker_per_device_shares_the_queue() -> None:
+    engines = {"cpu:a": ScriptedEngine(), "cpu:b": ScriptedEngine()}
+    for name, engine in engines.items():
+        engine.device = name  # type: ignore[misc]
+        engine.gate.clear()
+    srv = Server("tcp://127.0.0.1:0", devices=list(engines),
+                 engine_factory=lambda device: engines[device])
+    ready = threading.Event()
+    thread = threading.Thread(target=srv.serve, args=(lambda _: ready.set(),), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(10)
+        with Client(srv.endpoints[0], timeout=10.0) as client:
+            assert client.hello()["devices"] == ["cpu:a", "cpu:b"]
+            jobs = [client.submit("fake", 1, 1, "grey8", b"\0", strength=0.5)
+                    for _ in range(2)]
+            # Both engines are inside a job at the same time: two workers, one queue.
+            for engine in engines.values():
+                assert engine.tile_started.wait(10)
+                engine.gate.set()
+            devices = {}
+            while len(devices) < 2:
+                for event in client.poll(100):
+                    if event.kind == "result":
+                        devices[event.job_id] = event.header["device"]
+            assert set(devices) == set(jobs) and set(devices.values()) == set(engines)
+    finally:
+        for engine in engines.values():
+            engine.gate.set()
+        srv.stop()
+        thread.join(10)
