@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import Row, print_rows
 from safetensors.torch import save_file
 
 import dni
@@ -67,7 +68,7 @@ def write_rrdb_family(root: Path) -> Path:
     return folder
 
 
-def bench_interpolation(device: str, repeat: int) -> list[tuple[str, str]]:
+def bench_interpolation(device: str, repeat: int) -> list[Row]:
     dev = resolve_device(device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,17 +96,19 @@ def bench_interpolation(device: str, repeat: int) -> list[tuple[str, str]]:
 
     bw_ours = 3 * nbytes / t_ours  # reads two members, writes the live model
     bw_copy = 2 * nbytes / t_copy  # reads one tensor, writes one
+    ratio = bw_ours / bw_copy
     return [
-        ("parameters", f"{params / 1e6:.1f} M ({nbytes / 2**20:.0f} MiB fp32)"),
-        ("new weighting (ours, fused lerp)", f"{t_ours * 1e3:.1f} ms  = {bw_ours / 1e9:.2f} GB/s"),
-        ("plain torch copy", f"{t_copy * 1e3:.1f} ms  = {bw_copy / 1e9:.2f} GB/s"),
-        ("state-dict loop + load_state_dict", f"{t_loop * 1e3:.1f} ms"),
-        ("bandwidth ours / copy (goal >= 0.70)", f"{bw_ours / bw_copy:.2f}"),
-        ("speed-up vs state-dict loop (goal >= 10)", f"{t_loop / t_ours:.1f}x"),
+        Row("new weighting, 16.7M-param RRDBNet pair: memory bandwidth",
+            f"{t_ours * 1e3:.1f} ms = {bw_ours / 1e9:.2f} GB/s",
+            f"torch copy {t_copy * 1e3:.1f} ms = {bw_copy / 1e9:.2f} GB/s",
+            f"{ratio:.2f}", ">= 0.70", ratio >= 0.70),
+        Row("new weighting vs the net_interp/chaiNNer state-dict loop",
+            f"{t_ours * 1e3:.1f} ms", f"{t_loop * 1e3:.1f} ms", f"{t_loop / t_ours:.1f}x faster",
+            ">= 10x", t_loop / t_ours >= 10),
     ]
 
 
-def bench_tiling(device: str, size: int, tile: int | None) -> list[tuple[str, str]]:
+def bench_tiling(device: str, size: int, tile: int | None) -> list[Row]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from conftest import correlated_states, write_family
 
@@ -129,21 +132,14 @@ def bench_tiling(device: str, size: int, tile: int | None) -> list[tuple[str, st
         [untiled, lambda: family.apply(image, strength=0.5, tile=tile)], 3)
     whole = family.apply(image, strength=0.5, tile=4096)
     seam = float(np.abs(family.apply(image, strength=0.5, tile=tile) - whole).max())
+    ratio = t_tiled / t_untiled
     return [
-        ("image", f"{size}x{size} RGB float32, 6-layer 32-filter conv net"),
-        ("untiled forward", f"{t_untiled:.2f} s"),
-        (f"tiled apply ({tiles} tiles of {tile}, pad {DEFAULT_PAD}, feathered)",
-         f"{t_tiled:.2f} s"),
-        ("tiled / untiled (goal <= 1.10)", f"{t_tiled / t_untiled:.3f}"),
-        ("max |tiled - untiled|", f"{seam:.2e}"),
+        Row(f"tiled inference, {size}x{size} ({tiles} tiles of {tile}, feathered)",
+            f"{t_tiled:.2f} s", f"one untiled forward {t_untiled:.2f} s", f"{ratio:.3f}",
+            "<= 1.10", ratio <= 1.10),
+        Row("tiled vs untiled output, max difference", f"{seam:.1e}", "0", "", "<= 1e-4",
+            seam <= 1e-4),
     ]
-
-
-def print_table(title: str, rows: list[tuple[str, str]]) -> None:
-    print(f"\n{title}")
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
 
 
 def main() -> None:
@@ -154,9 +150,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"device {resolve_device(args.device)}")
-    print_table("Interpolation (16.7M-parameter RRDBNet pair)",
-                bench_interpolation(args.device, 5 if args.quick else 20))
-    print_table("Tiling", bench_tiling(args.device, 1024 if args.quick else 2048, args.tile))
+    print_rows("Interpolation and tiling",
+               bench_interpolation(args.device, 5 if args.quick else 20)
+               + bench_tiling(args.device, 1024 if args.quick else 2048, args.tile))
 
 
 if __name__ == "__main__":

@@ -216,8 +216,10 @@ class Family:
                             self.blender.set_weights(job.weights)
                         y0, y1, x0, x1 = t.dst
                         result = self._forward(image, t)
-                        acc[:, y0 - carry_from:y1 - carry_from, x0:x1] += \
-                            result * (t.weights() * coef)[None]
+                        weight = t.weights() * coef
+                        if not np.all(weight == 1.0):  # most of a big tile is all ones
+                            result *= weight[None]
+                        acc[:, y0 - carry_from:y1 - carry_from, x0:x1] += result
                     done += 1
                     if progress is not None:
                         progress(done / total, "inference")
