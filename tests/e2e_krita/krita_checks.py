@@ -94,6 +94,22 @@ def run_checks() -> None:
     app = Krita.instance()
     conn = dni_krita.connection()
     check("plugin_loaded", True, endpoint=conn.settings.endpoint)
+    qwin = app.activeWindow().qwindow()
+    entries = []
+    bar = [a.objectName() for a in qwin.menuBar().actions()]
+    subs = []
+    for action in qwin.menuBar().actions():
+        if action.objectName().lower() == "filter" and action.menu() is not None:
+            subs = [(a.objectName(), a.text()) for a in action.menu().actions()]
+            for sub in action.menu().actions():
+                if sub.objectName() == "dni" and sub.menu() is not None:
+                    entries = [a.text() for a in sub.menu().actions() if a.text()]
+    check("filter_menu_has_dni_entries", {"Denoise…", "Super-Resolve…", "Stylize…"}
+          <= set(entries), entries=entries, bar=bar, filter_menu=subs[:40])
+    from PyQt5.QtWidgets import QDockWidget
+
+    dockers = [d.windowTitle() for d in qwin.findChildren(QDockWidget)]
+    check("dni_docker_registered", "DNI" in dockers)
     t0 = time.monotonic()
     conn.wait_connected(timeout=120, pump=lambda: QCoreApplication.processEvents())
     check("backend_started_by_plugin", conn.backend is not None,
@@ -212,8 +228,12 @@ def run_checks() -> None:
         check("group_layer_refused", "group" in str(exc), message=str(exc))
 
     # 7. The dialog: live preview follows the slider.
-    app.setActiveDocument(doc)
-    doc.setActiveNode(layer)
+    photo = app.openDocument(CONF["photo"])
+    app.activeWindow().addView(photo)
+    app.setActiveDocument(photo)
+    photo.setActiveNode([n for n in photo.rootNode().childNodes()
+                         if n.type() == "paintlayer"][-1])
+    pump(0.5)
     dialog = dni_krita.open_dialog(family=denoise)
     deadline = time.monotonic() + 60
     while dialog.previews_shown < 1 and time.monotonic() < deadline:
@@ -238,14 +258,74 @@ def run_checks() -> None:
     shot = os.path.join(OUT, "krita-dialog.png")
     check("dialog_screenshot", dialog.grab().save(shot, "PNG"), path=shot)
     dialog.reject()
-    doc.setModified(False)
+    photo.setModified(False)
+
+    pump(0.5)
+    log("dialog done")
+    if "replace" in CONF.get("skip", []):
+        return
+    # 8. "Replace" is undoable: new layer + removal of the old, both on the undo stack.
+    d, src = new_doc(48, 48, "replace")
+    data = noisy_fill(48, 48)
+    src.setPixelData(data, 0, 0, 48, 48)
+    res = dni_krita.run_filter(denoise, strength=1.0, layer=src, document=d, target="replace")
+    names = [n.name() for n in d.rootNode().childNodes()]
+    replaced = "source" not in names and res.name() in names
+    for _ in range(0 if "undo" in CONF.get("skip", []) else 2):
+        app.action("edit_undo").trigger()
+        pump(0.3)
+        d.waitForDone()
+    back = d.nodeByName("source")
+    if back is not None:
+        d.setActiveNode(back)  # the undone layer was active; Krita 5.1.5 can crash on close
+        pump(0.2)
+    names_after = [n.name() for n in d.rootNode().childNodes()]
+    check("replace_is_undoable", replaced and back is not None
+          and bytes(back.pixelData(0, 0, 48, 48)) == data and res.name() not in names_after,
+          after_apply=names, after_two_undos=names_after)
+    d.setModified(False)
+    pump(0.5)
+    log("replace done")
+
+    if "kill" in CONF.get("skip", []):
+        return
+    # 9. The backend dies mid-job: an error, the document untouched; the next call
+    #    starts a new backend.
+    d, src = new_doc(1024, 1024, "big")
+    src.setPixelData(noisy_fill(1024, 1024, sigma=10.0), 0, 0, 1024, 1024)
+    before_names = [n.name() for n in d.rootNode().childNodes()]
+    done = []
+    from dni_krita import api
+
+    api.start_job(d, src, conn.family("tiny3"), dni_krita.core.Options(strength=0.5),
+                  lambda layer, error: done.append(error))
+    old_pid = conn.backend.process.pid
+    conn.backend.process.kill()
+    deadline = time.monotonic() + 30
+    while not done and time.monotonic() < deadline:
+        pump(0.05)
+    after_names = [n.name() for n in d.rootNode().childNodes()]
+    check("backend_gone_mid_job_reported", bool(done) and done[0] is not None
+          and "not changed" in done[0] and after_names == before_names,
+          message=done[0] if done else None, layers=after_names)
+    new = dni_krita.run_filter("identity", strength=0.0, layer=src, document=d)
+    check("backend_restarted_after_death", conn.backend is not None
+          and conn.backend.process.pid != old_pid and new is not None,
+          message=conn.message)
+    d.setModified(False)
+    pump(0.5)
+    log("kill done")
 
 
 def finish() -> None:
     app = Krita.instance()
     for doc in app.documents():
+        log(f"closing {doc.name()}")
         doc.setModified(False)
-        doc.close()
+        if "noclose" not in CONF.get("skip", []):
+            doc.close()
+            pump(0.1)
+        log("closed")
     results["finished"] = True
     save()
     app.action("file_quit").trigger()

@@ -92,6 +92,20 @@ def _families(root: Path) -> dict[str, str]:
     return conf
 
 
+def _noisy_photo(path: Path) -> Path:
+    """A NASA photo (tests/data) with Gaussian noise, sigma 25: what the dialog shows."""
+    import numpy as np
+    from PIL import Image
+
+    from conftest import photo
+
+    rng = np.random.default_rng(3)
+    img = photo("rocket-small.png").astype(np.float32)
+    noisy = np.clip(img + rng.normal(0, 25, img.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(path)
+    return path
+
+
 def _clean_env(home: Path, out: Path, conf: dict[str, str]) -> dict[str, str]:
     """What a user's desktop session would give Krita: no venv, no PYTHONPATH."""
     env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
@@ -115,6 +129,9 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
     families = tmp_path / "families"
     home.mkdir()
     conf = _families(families)
+    if os.environ.get("DNI_E2E_SKIP"):
+        conf["skip"] = os.environ["DNI_E2E_SKIP"].split(",")
+    conf["photo"] = str(_noisy_photo(tmp_path / "noisy-rocket.png"))
     port = _free_port()
     endpoint = f"tcp://127.0.0.1:{port}"
 
@@ -150,13 +167,14 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
          "--nosplash"], env=_clean_env(home, out, conf), capture_output=True, text=True,
         timeout=180)
     elapsed = time.monotonic() - start
+    (out / "krita-stderr.log").write_text(proc.stderr)  # for debugging a failure
     results_file = out / "results.json"
     assert results_file.exists(), (
         f"the test plugin wrote nothing (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     results = json.loads(results_file.read_text())
     log = "\n".join(results.get("log", []))
     assert "error" not in results, results["error"] + "\n" + log
-    assert results.get("finished"), log
+    assert results.get("finished"), f"{log}\nexit {proc.returncode}\n{proc.stderr[-3000:]}"
     failed = {k: v for k, v in results["checks"].items() if not v["ok"]}
     assert not failed, f"{failed}\n{log}"
     expected = {"plugin_loaded", "backend_started_by_plugin", "denoise_lowers_noise",
@@ -165,7 +183,9 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
                 "depth_U8_identity_exact", "depth_U16_identity_exact",
                 "depth_F16_identity_exact", "depth_F32_identity_exact",
                 "super_resolve_new_document_4x", "super_resolve_resize_4x",
-                "group_layer_refused", "dialog_preview_follows_slider", "dialog_screenshot"}
+                "group_layer_refused", "dialog_preview_follows_slider", "dialog_screenshot",
+                "filter_menu_has_dni_entries", "dni_docker_registered", "replace_is_undoable",
+                "backend_gone_mid_job_reported", "backend_restarted_after_death"}
     assert expected <= set(results["checks"]), sorted(expected - set(results["checks"]))
     assert proc.returncode == 0, f"Krita exit {proc.returncode} (file_quit should give 0)"
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from krita import DockWidgetFactory, DockWidgetFactoryBase, Extension
+from krita import DockWidgetFactory, DockWidgetFactoryBase, Extension, Krita
 from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QApplication, QMenu
 
@@ -16,6 +17,7 @@ FIXED = (
     ("dni_super_resolve", "Super-Resolve…", "super-resolve"),
     ("dni_stylize", "Stylize…", "stylize"),
 )
+_IDS = {a for a, _, _ in FIXED} | {"dni_other", "dni_settings"}
 _pump: Any = None
 
 
@@ -46,49 +48,76 @@ def _shutdown() -> None:
 class DNIExtension(Extension):
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
-        self._menus: list[QMenu] = []
+        self._actions: list[Any] = []
+        self._dynamic: dict[str, Any] = {}
+        self._hooked: list[Any] = []
 
     def setup(self) -> None:
         _start_pump()
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(_shutdown)
+        Krita.instance().notifier().windowCreated.connect(self._organise_all)
 
     def createActions(self, window: Any) -> None:
-        menu = self._dni_menu(window)
+        # Krita files actions only into menus that exist when this runs, and its menu bar
+        # may still be under construction: put them into Filter, then move them into a
+        # DNI submenu once the window is up (and again whenever Filter opens).
+        actions = []
         for action_id, text, task in FIXED:
-            action = window.createAction(action_id, text, "filter/dni")
+            action = window.createAction(action_id, text, "filter")
             action.triggered.connect(lambda _=False, t=task: _open(task=t))
-            if menu is not None and action not in menu.actions():
-                menu.addAction(action)
-        if menu is not None:
-            menu.addSeparator()
-            self._dynamic: dict[str, Any] = {}
-            menu.aboutToShow.connect(lambda m=menu: self._refresh(m))
-        more = window.createAction("dni_other", "Other DNI Family…", "filter/dni")
+            actions.append(action)
+        more = window.createAction("dni_other", "Other DNI Family…", "filter")
         more.triggered.connect(lambda _=False: _open())
-        settings = window.createAction("dni_settings", "DNI Settings…", "filter/dni")
+        settings = window.createAction("dni_settings", "DNI Settings…", "filter")
         settings.triggered.connect(lambda _=False: _settings())
-        for extra in (more, settings):
-            if menu is not None and extra not in menu.actions():
-                menu.addAction(extra)
+        self._actions.extend(actions + [more, settings])
+        QTimer.singleShot(0, self._organise_all)
 
-    def _dni_menu(self, window: Any) -> Any:
-        """Filter ▸ DNI: Krita only files actions into menus that exist, so make it."""
+    def _organise_all(self, *_: Any) -> None:
+        # The Window handed to createActions dies with that call: ask Krita afresh.
+        for window in Krita.instance().windows():
+            try:
+                self._organise(window)
+            except RuntimeError as exc:  # e.g. a window that Qt has already deleted
+                print(f"DNI: could not build Filter ▸ DNI: {exc}", file=sys.stderr)
+
+    def _filter_menu(self, window: Any) -> Any:
         qwin = window.qwindow()
         if qwin is None:
             return None
         for action in qwin.menuBar().actions():
             if action.objectName().lower() == "filter" and action.menu() is not None:
-                for sub in action.menu().actions():
-                    if sub.objectName() == "dni" and sub.menu() is not None:
-                        return sub.menu()
-                menu = QMenu("DNI", action.menu())
-                menu.menuAction().setObjectName("dni")
-                action.menu().addMenu(menu)
-                self._menus.append(menu)
-                return menu
+                return action.menu()
         return None
+
+    def _organise(self, window: Any) -> None:
+        """Filter ▸ DNI ▸ Denoise… etc. Idempotent."""
+        filter_menu = self._filter_menu(window)
+        if filter_menu is None:
+            return
+        menu = None
+        for sub in filter_menu.actions():
+            if sub.objectName() == "dni" and sub.menu() is not None:
+                menu = sub.menu()
+        if menu is None:
+            menu = QMenu("DNI", filter_menu)
+            menu.menuAction().setObjectName("dni")
+            filter_menu.addMenu(menu)
+            menu.aboutToShow.connect(lambda m=menu: self._refresh(m))
+        for action in filter_menu.actions():
+            if action.objectName() in _IDS:
+                filter_menu.removeAction(action)
+        present = {a.objectName() for a in menu.actions()}
+        for action in self._actions:
+            name = action.objectName()
+            if name in _IDS and name not in present and action.parent() is not None:
+                menu.addAction(action)
+                present.add(name)
+        if filter_menu not in self._hooked:
+            self._hooked.append(filter_menu)
+            filter_menu.aboutToShow.connect(self._organise_all)
 
     def _refresh(self, menu: QMenu) -> None:
         """Entries for installed families beyond the three fixed ones."""
@@ -103,9 +132,6 @@ class DNIExtension(Extension):
             name = fam.get("name")
             if not name or name in self._dynamic or name in fixed:
                 continue
-            if fam.get("task") in fixed and any(f.get("name") == fam.get("task")
-                                                for f in families):
-                pass  # a second family of a known task still gets its own entry
             action = menu.addAction(f"{fam.get('title') or name}…")
             action.triggered.connect(lambda _=False, n=name: _open(family=n))
             self._dynamic[name] = action
