@@ -159,9 +159,11 @@ def test_one_worker_per_device_shares_the_queue() -> None:
             assert client.hello()["devices"] == ["cpu:a", "cpu:b"]
             jobs = [client.submit("fake", 1, 1, "grey8", b"\0", strength=0.5)
                     for _ in range(2)]
-            # Both engines are inside a job at the same time: two workers, one queue.
+            # Both engines are inside a job at the same time (each is held at its second
+            # tile until both have started): two workers, one queue.
             for engine in engines.values():
                 assert engine.tile_started.wait(10)
+            for engine in engines.values():
                 engine.gate.set()
             devices = {}
             while len(devices) < 2:
