@@ -2,6 +2,8 @@
 # Python, no numpy. Parameters come from the environment; results go to files in
 # $DNI_E2E_DIR (input.raw in, after.raw + undone.raw + report.json out).
 #
+# DNI_E2E_DIALOG=xdotool (GUI GIMP under Xvfb only): run the filter interactively; its
+# dialog opens, a screenshot is taken (dialog.xwd) and Alt+O presses its OK button.
 # DNI_E2E_UNDO=xdotool (GUI GIMP under Xvfb only): after the filter, press Ctrl+Z in the
 # image window with xdotool and wait for the pixels to come back: libgimp has no undo
 # call, so that is the way to check that one Edit > Undo restores the original.
@@ -65,7 +67,7 @@ try:
     report["input_roundtrip"] = pixels(layer, rect) == data
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *sel)
     display = None
-    if os.environ.get("DNI_E2E_UNDO") == "xdotool":
+    if "xdotool" in (os.environ.get("DNI_E2E_UNDO"), os.environ.get("DNI_E2E_DIALOG")):
         display = Gimp.Display.new(image)
         Gimp.displays_flush()
         time.sleep(2.0)
@@ -76,7 +78,18 @@ try:
                                                                "plug-in-dni-denoise"))
     report["procedure_found"] = procedure is not None
     config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    interactive = os.environ.get("DNI_E2E_DIALOG") == "xdotool"
+    helper = None
+    if interactive:
+        title = os.environ.get("DNI_E2E_DIALOG_TITLE", "DNI Denoise")
+        shot = os.path.join(out, "dialog.xwd")
+        helper = subprocess.Popen([
+            "sh", "-c", f"w=$(timeout 60 xdotool search --sync --onlyvisible --name '{title}')"
+            f" && sleep 2 && (xwd -root -silent > '{shot}' 2>/dev/null || true)"
+            " && xdotool windowfocus --sync $w && xdotool key --clearmodifiers alt+o"
+            " && echo $w"], stdout=subprocess.PIPE, text=True)
+    config.set_property("run-mode", Gimp.RunMode.INTERACTIVE if interactive
+                        else Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)
     config.set_core_object_array("drawables", [layer])
     config.set_property("family", os.environ["DNI_E2E_FAMILY"])
@@ -84,6 +97,8 @@ try:
     started = time.monotonic()
     result = procedure.run(config)
     report["seconds"] = round(time.monotonic() - started, 3)
+    if helper is not None:
+        report["dialog_window"] = helper.communicate(timeout=90)[0].strip()
     status = result.index(0)
     report["status"] = getattr(status, "value_nick", str(status))
     if result.length() > 1:
@@ -94,7 +109,7 @@ try:
     after_rect = Gegl.Rectangle.new(0, 0, layer.get_width(), layer.get_height())
     with open(os.path.join(out, "after.raw"), "wb") as f:
         f.write(pixels(layer, after_rect))
-    if display is not None:
+    if display is not None and os.environ.get("DNI_E2E_UNDO") == "xdotool":
         Gimp.displays_flush()
         report["undo_key_sent"] = press_undo(report)
         deadline = time.monotonic() + 30

@@ -256,3 +256,23 @@ def test_one_undo_in_gimp_restores_the_original(server: Process, gimp_home: Path
     undone = np.frombuffer((tmp_path / "undone.raw").read_bytes(), np.uint8).reshape(
         HEIGHT, WIDTH, 4)
     assert np.array_equal(undone, before), "one Undo did not restore the original"
+
+
+@pytest.mark.skipif(GIMP_GUI is None or XVFB is None or XDOTOOL is None,
+                    reason="GIMP e2e dialog: needs the GUI GIMP 3, xvfb-run and xdotool")
+def test_dialog_in_gimp_runs_the_filter(server: Process, gimp_home: Path,
+                                        tmp_path: Path) -> None:
+    """Interactive run: the GimpUi dialog opens (family, preset, strength), OK applies."""
+    before = noisy_input(seed=10)
+    (tmp_path / "input.raw").write_bytes(before.tobytes())
+    assert GIMP_GUI is not None
+    command = [GIMP_GUI] if os.environ.get("DNI_GIMP_GUI") else [
+        "xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", GIMP_GUI]
+    report, log = run_gimp(command, gimp_home, tmp_path, server, flags="-df",
+                           DNI_E2E_DIALOG="xdotool", DNI_E2E_STRENGTH="1.0")
+    assert report.get("dialog_window"), f"the dialog never showed: {report}\n{log[-3000:]}"
+    assert report["status"] == "success", f"{report}\n{log[-3000:]}"
+    after = np.frombuffer((tmp_path / "after.raw").read_bytes(), np.uint8).reshape(
+        HEIGHT, WIDTH, 4)
+    noise_before, noise_after = check_denoised(before, after)
+    assert noise_after < noise_before / 2, (noise_before, noise_after)

@@ -32,6 +32,7 @@ def _slider(value: float, on_change: Any) -> tuple[Gtk.Widget, Gtk.Adjustment]:
     scale.set_draw_value(False)
     scale.set_hexpand(True)
     spin = Gtk.SpinButton(adjustment=adj, climb_rate=0.01, digits=3)
+    spin.set_activates_default(True)  # type a value, press Enter: the filter runs
     adj.connect("value-changed", lambda a: on_change(a.get_value()))
     box = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
     box.pack_start(scale, True, True, 0)
@@ -89,6 +90,7 @@ class FilterDialog:
         grid.attach(save, 2, 3, 1, 1)
 
         strength_box, self.strength_adj = _slider(self.state.strength, self._strength_moved)
+        self.strength_spin = strength_box.get_children()[-1]
         grid.attach(Gtk.Label(label="Strength:", xalign=0), 0, 4, 1, 1)
         grid.attach(strength_box, 1, 4, 2, 1)
         ends = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL)
@@ -242,6 +244,7 @@ class FilterDialog:
     def run(self) -> bool:
         self.dialog.show_all()
         self._sync()
+        self.strength_spin.grab_focus()
         return self.dialog.run() == Gtk.ResponseType.OK
 
 
