@@ -8,8 +8,6 @@ new preview cancels the one in flight; a late answer to an old preview is ignore
 
 from __future__ import annotations
 
-import struct
-import sys
 import time
 from typing import Any
 
@@ -68,8 +66,7 @@ def to_qimage(pixels: bytes, width: int, height: int, fmt: rq.PixelFormat,
         data = bytes(pixels[1::2])  # little-endian high bytes: BGRA8 at C speed
     else:
         count = width * height * 4
-        values = (memoryview(pixels).cast(fmt.sample) if sys.byteorder == "little"
-                  else struct.unpack(f"<{count}{fmt.sample}", pixels))
+        values = rq.samples(bytes(pixels), fmt.sample)
         out = bytearray(count)
         gamma = 1.0 / 2.2 if linear else 1.0
         # Float layers are RGBA; QImage ARGB32 wants B, G, R, A in memory.
