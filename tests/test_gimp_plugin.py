@@ -477,3 +477,78 @@ def test_cancel_leaves_the_image_untouched(fakes: dict[str, Any], profile: Path,
     assert asked
     assert np.array_equal(layer.buffer.data, original)
     assert image.undo_stack == [] and image.groups_opened == 0
+
+
+# -- interactive runs ----------------------------------------------------------------------
+
+def run_interactive(fakes: dict[str, Any], image: Any, layer: Any, answer: Any,
+                    monkeypatch: pytest.MonkeyPatch, run_mode: str = "INTERACTIVE",
+                    **args: Any) -> tuple[Any, list[Any]]:
+    """Run with a stand-in dialog module: `answer(config)` plays the user."""
+    import types
+
+    Gimp = fakes["Gimp"]
+    seen: list[Any] = []
+    stub = types.ModuleType("dni_gimp_dialog")
+
+    def run_dialog(procedure: Any, config: Any, spec: Any, client: Any, settings: Any) -> Any:
+        seen.append((spec.task, [f["name"] for f in client.families()]))
+        assert ("progress_end",) in Gimp.LOG, "the progress bar must not sit under a dialog"
+        return answer(config)
+
+    stub.run_dialog = run_dialog  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dni_gimp_dialog", stub)
+    plugin = fakes["entry"].DniFilters()
+    procedure = plugin.do_create_procedure("plug-in-dni-denoise")
+    config = procedure.create_config()
+    for key, value in args.items():
+        config.set_property(key, value)
+    result = fakes["entry"].run_filter(procedure, getattr(Gimp.RunMode, run_mode), image,
+                                       [layer], config, None)
+    return result, seen
+
+
+def test_dialog_cancel_changes_nothing(fakes: dict[str, Any], profile: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(16, 16)
+    image, layer = new_image(fakes, original)
+    result, seen = run_interactive(fakes, image, layer, lambda config: None, monkeypatch)
+    assert status(fakes, result) == Gimp.PDBStatusType.CANCEL
+    assert seen and seen[0][0] == "denoise" and "tiny3" in seen[0][1]
+    assert np.array_equal(layer.buffer.data, original) and image.groups_opened == 0
+
+
+def test_dialog_values_are_what_runs(fakes: dict[str, Any], profile: Path, client: Client,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(16, 16, seed=13)
+    image, layer = new_image(fakes, original)
+
+    def user(config: Any) -> bool:
+        config.set_property("family", "tiny3")
+        config.set_property("weights", "0.1, 0.1, 0.8")
+        return True
+
+    result, _ = run_interactive(fakes, image, layer, user, monkeypatch)
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
+    assert np.array_equal(as_u8(layer.buffer.data),
+                          expected(client, original, (0, 0, 16, 16), "tiny3",
+                                   weights=[0.1, 0.1, 0.8]))
+
+
+def test_repeat_uses_the_last_values_without_a_dialog(fakes: dict[str, Any], profile: Path,
+                                                      client: Client,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(16, 16, seed=14)
+    image, layer = new_image(fakes, original)
+
+    def no_dialog(config: Any) -> bool:
+        raise AssertionError("Filters ▸ Repeat must not open the dialog")
+
+    result, seen = run_interactive(fakes, image, layer, no_dialog, monkeypatch,
+                                   run_mode="WITH_LAST_VALS", family="tiny", strength=0.8)
+    assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS and not seen
+    assert np.array_equal(as_u8(layer.buffer.data),
+                          expected(client, original, (0, 0, 16, 16), "tiny", strength=0.8))
