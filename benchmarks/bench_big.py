@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from report import Row, print_rows
+
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
 
 
@@ -59,6 +61,21 @@ def measure(family: str, size: int, device: str = "auto", strength: float = 0.5)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def rows(jobs: list[tuple[str, int]], device: str = "auto") -> list[Row]:
+    out = []
+    for family, size in jobs:
+        r = measure(family, size, device)
+        scale = int(r["output"].split("x")[0]) // size
+        arrays = (size * size * 3 * (1 + scale * scale)) / 2**30
+        out.append(Row(f"{family} {r['input']} -> {r['output']} RGB u8 (tile {r['tile']})",
+                       f"peak {r['peak_rss_gib']:.2f} GiB, {r['seconds']:.0f} s, "
+                       f"{r['megapixels_per_s']:.2f} MP/s",
+                       f"input + output arrays alone {arrays:.2f} GiB",
+                       f"{r['peak_rss_gib'] / 4:.2f} of the goal", "peak <= 4 GiB",
+                       r["peak_rss_gib"] <= 4.0))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", default="denoise")
@@ -70,10 +87,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.family, args.size, args.device, args.strength)))
         return
-    r = measure(args.family, args.size, args.device, args.strength)
-    print(f"{r['family']}: {r['input']} -> {r['output']} in {r['seconds']:.1f} s "
-          f"({r['megapixels_per_s']:.2f} MP/s), peak memory {r['peak_rss_gib']:.2f} GiB "
-          f"(tile {r['tile']})")
+    print_rows("Big images", rows([(args.family, args.size)], args.device))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from report import Row, print_rows
 from server_process import running_server
 
 from dni_client import Client
@@ -89,6 +90,21 @@ def measure(family: str, side: int, moves: int, interval: float, device: str) ->
             "p50": percentile(lat, 50), "p95": percentile(lat, 95), "moves": moves}
 
 
+def rows(families: list[str], side: int = 256, moves: int = 40, interval_ms: float = 40.0,
+         device: str = "cpu") -> list[Row]:
+    out = []
+    for family in families:
+        r = measure(family, side, moves, interval_ms / 1000, device)
+        goal = family == "denoise" and side == 256
+        met = r["p50"] <= 0.250 and r["p95"] <= 0.400 if goal else None
+        out.append(Row(f"slider to preview, {family} {side}x{side}, drag at "
+                       f"{1000 / interval_ms:.0f} Hz through dni serve",
+                       f"p50 {r['p50'] * 1e3:.0f} ms, p95 {r['p95'] * 1e3:.0f} ms",
+                       f"one preview alone {r['single'] * 1e3:.0f} ms", "",
+                       "p50 <= 250, p95 <= 400 ms" if goal else "", met))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", action="append")
@@ -97,10 +113,8 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=40.0, help="ms between moves")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    for family in args.family or ["denoise"]:
-        r = measure(family, args.crop, args.moves, args.interval / 1000, args.device)
-        print(f"{r['family']:14} {r['crop']}x{r['crop']}: one preview {r['single'] * 1e3:.0f} ms;"
-              f" drag p50 {r['p50'] * 1e3:.0f} ms, p95 {r['p95'] * 1e3:.0f} ms")
+    print_rows("Preview latency", rows(args.family or ["denoise"], args.crop, args.moves,
+                                       args.interval, args.device))
 
 
 if __name__ == "__main__":
