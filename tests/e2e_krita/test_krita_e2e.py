@@ -95,9 +95,8 @@ def _families(root: Path) -> dict[str, str]:
 def _noisy_photo(path: Path) -> Path:
     """A NASA photo (tests/data) with Gaussian noise, sigma 25: what the dialog shows."""
     import numpy as np
-    from PIL import Image
-
     from conftest import photo
+    from PIL import Image
 
     rng = np.random.default_rng(3)
     img = photo("rocket-small.png").astype(np.float32)
