@@ -79,7 +79,7 @@ class FilterDialog:
         self.preset_combo = Gtk.ComboBoxText()
         self.preset_combo.connect("changed", self._preset_changed)
         self.preset_name = Gtk.Entry(placeholder_text="name for a new preset")
-        save = Gtk.Button(label="Save")
+        save = self.save_button = Gtk.Button(label="Save")
         save.connect("clicked", self._save_preset)
         self.delete = Gtk.Button(label="Delete")
         self.delete.connect("clicked", self._delete_preset)
@@ -156,6 +156,8 @@ class FilterDialog:
         for adj, w in zip(self.weight_adjs, self.state.weights, strict=True):
             adj.set_value(w)
         self.mix_toggle.set_active(self.state.mixing)
+        self.mix_toggle.set_no_show_all(not self.state.can_mix)
+        self.mix_toggle.set_visible(self.state.can_mix)
         self.mixer.set_visible(self.state.can_mix and self.state.mixing)
         self.mixer.set_no_show_all(not (self.state.can_mix and self.state.mixing))
         self.preset_combo.set_active_id(self.state.preset or _CUSTOM)
