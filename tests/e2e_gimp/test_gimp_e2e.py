@@ -229,6 +229,22 @@ def test_super_resolve_in_gimp_enlarges_the_image_x4(server: Process, gimp_home:
           f"{report['seconds']} s")
 
 
+def test_errors_come_back_from_gimp_and_change_nothing(server: Process, gimp_home: Path,
+                                                       tmp_path: Path) -> None:
+    before = noisy_input(seed=11)
+    (tmp_path / "input.raw").write_bytes(before.tobytes())
+    assert GIMP_CONSOLE is not None
+    report, log = run_gimp([GIMP_CONSOLE], gimp_home, tmp_path, server,
+                           DNI_E2E_FAMILY="no-such-family")
+    assert report["status"] == "calling-error", f"{report}\n{log[-3000:]}"
+    assert "no family named 'no-such-family'" in report["error"]
+    assert BLUR in report["error"], "the message lists the installed families"
+    after = np.frombuffer((tmp_path / "after.raw").read_bytes(), np.uint8).reshape(
+        HEIGHT, WIDTH, 4)
+    assert np.array_equal(after, before)
+    assert not report["dirty"]
+
+
 GIMP_GUI, WHY_NO_GUI = find_gimp("DNI_GIMP_GUI", ("gimp-3.0", "gimp-3.2", "gimp"))
 XVFB = shutil.which("xvfb-run") if not os.environ.get("DNI_GIMP_GUI") else "wrapped"
 XDOTOOL = shutil.which("xdotool") if not os.environ.get("DNI_GIMP_GUI") else "wrapped"

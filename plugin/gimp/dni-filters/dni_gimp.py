@@ -131,7 +131,8 @@ class Progress:
         Gimp.progress_end()
 
 
-_STAGES = {"queued": "waiting for the backend", "loading": "loading the networks",
+_STAGES = {"queued": "waiting for the backend", "started": "starting",
+           "loading": "loading the networks",
            "blending": "blending the networks", "inference": "computing"}
 
 
