@@ -257,6 +257,16 @@ def run_checks() -> None:
     pump(0.3)
     shot = os.path.join(OUT, "krita-dialog.png")
     check("dialog_screenshot", dialog.grab().save(shot, "PNG"), path=shot)
+    # Apply from the dialog: the job runs asynchronously, delivered by the plugin's QTimer.
+    layers_before = len(photo.rootNode().childNodes())
+    dialog.apply()
+    deadline = time.monotonic() + 60
+    while dialog.result_layer is None and time.monotonic() < deadline:
+        pump(0.05)
+    applied = dialog.result_layer
+    check("dialog_apply_adds_a_layer", applied is not None
+          and len(photo.rootNode().childNodes()) == layers_before + 1
+          and applied.name().endswith("60%"), layer=applied.name() if applied else None)
     dialog.reject()
     photo.setModified(False)
 
@@ -306,7 +316,8 @@ def run_checks() -> None:
         pump(0.05)
     after_names = [n.name() for n in d.rootNode().childNodes()]
     check("backend_gone_mid_job_reported", bool(done) and done[0] is not None
-          and "not changed" in done[0] and after_names == before_names,
+          and "not changed" in done[0] and "stopped" in done[0]
+          and after_names == before_names,
           message=done[0] if done else None, layers=after_names)
     new = dni_krita.run_filter("identity", strength=0.0, layer=src, document=d)
     check("backend_restarted_after_death", conn.backend is not None

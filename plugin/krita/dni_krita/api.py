@@ -140,6 +140,8 @@ def _error_text(header: dict[str, Any]) -> str:
     message = str(header.get("message") or "unknown error")
     if code == "cancelled":
         return "Cancelled; the image was not changed."
+    if code == "backend_died":
+        return f"{message} The image was not changed."
     if code == "connection_lost":
         return f"The backend stopped answering ({message}); the image was not changed."
     if code == "out_of_memory":

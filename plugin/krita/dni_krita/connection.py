@@ -162,11 +162,13 @@ class Connection:
         if self.client is not None:
             self.client.close()
         self.client = None
-        message = launcher.explain_failure(tail, self.settings.endpoint, code).replace(
-            "while starting", "")
-        self._fail_all("The DNI backend stopped; your image was not changed. " + message,
-                       "connection_lost")
-        self._set(STATE_ERROR, "The DNI backend stopped. " + message)
+        lines = [ln for ln in tail.strip().splitlines() if not ln.startswith("listening on")]
+        why = f"exit code {code}" if code is not None else "it exited"
+        message = f"The DNI backend stopped ({why})."
+        if lines:
+            message += " Its last words: " + " / ".join(lines[-3:])[-300:]
+        self._fail_all(message, "backend_died")
+        self._set(STATE_ERROR, message + " It will be started again for the next job.")
 
     def wait_connected(self, timeout: float = launcher.START_TIMEOUT,
                        pump: Callable[[], None] | None = None) -> None:

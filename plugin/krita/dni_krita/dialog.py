@@ -479,7 +479,9 @@ class FilterDialog(QDialog):
     # ---- preview
     def _crop(self) -> rq.Rect:
         image = core.image_rect(self.doc)
-        return rq.preview_crop(image, self.conn.settings.preview_size,
+        # Super-resolution: a crop that comes back at the preview's size, shown 1:1.
+        size = self.conn.settings.preview_size // max(1, int(self.family.get("scale") or 1))
+        return rq.preview_crop(image, size,
                                selection_bounds=core.selection_rect(self.doc),
                                centre=view_centre(self.doc))
 
@@ -545,9 +547,6 @@ class FilterDialog(QDialog):
         w, h = int(header["width"]), int(header["height"])
         image = to_qimage(pixels or b"", w, h, job.fmt, self._linear)
         c = job.area.crop
-        if (w, h) != (c.width, c.height):
-            # Super-resolution: show the enlarged result's centre at 1:1.
-            image = image.copy((w - c.width) // 2, (h - c.height) // 2, c.width, c.height)
         if job.area.selected and job.options.selection_only and job.scale == 1:
             mask = bytes(self.doc.selection().pixelData(c.x, c.y, c.width, c.height))
             image = _over(image, self._original, mask_qimage(mask, c.width, c.height))
