@@ -425,3 +425,122 @@ def test_float_formats_pack_like_krita(app):
                           image=np.array([[[255, 0, 0, 255], [0, 0, 255, 255]]], np.uint8))
     raw = layer.pixelData(0, 0, 2, 1)
     assert struct.unpack("<8e", raw) == (1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0)
+
+
+# -- connecting and starting the backend -------------------------------------------------
+
+class FakeBackend:
+    """Records how the plugin starts the backend; 'ready' after `polls` checks."""
+
+    made: list = []
+
+    def __init__(self, command, endpoint, *, family_paths=(), log_path=None):
+        self.command, self.endpoint, self.family_paths = command, endpoint, family_paths
+        self.log_path = log_path
+        self.started = self.stopped = False
+        self.polls = 2
+        FakeBackend.made.append(self)
+
+    def start(self):
+        self.started = True
+
+    def running(self):
+        return self.started and not self.stopped
+
+    def ready(self):
+        self.polls -= 1
+        return self.polls <= 0
+
+    def stop(self):
+        self.stopped = True
+
+    def log_tail(self):
+        return ""
+
+
+def test_the_plugin_starts_the_recorded_backend_when_nothing_answers(app, tmp_path,
+                                                                      monkeypatch):
+    from dni_krita import settings as st
+    from dni_krita.connection import STATE_CONNECTED, STATE_STARTING, Connection
+
+    from dni_client import launcher
+
+    exe = tmp_path / "dni"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    record = tmp_path / "backend.json"
+    launcher.write_settings(str(record), {"command": [str(exe)], "family_paths": ["/fam"],
+                                          "endpoint": "tcp://127.0.0.1:6123"})
+    monkeypatch.setattr(st, "BACKEND_FILE", str(record))
+    opened = []
+    monkeypatch.setattr(launcher, "port_open", lambda endpoint, **k: bool(opened))
+    FakeBackend.made = []
+    conn = Connection(st.Settings.load(), client_class=EngineClient, backend_class=FakeBackend)
+    assert conn.step() is False and conn.state == STATE_STARTING
+    backend = FakeBackend.made[0]
+    assert backend.command == [str(exe)] and backend.endpoint == "tcp://127.0.0.1:6123"
+    assert backend.family_paths == ["/fam"] and backend.started
+    assert backend.log_path.startswith(app.app_data)  # <Krita resources>/dni/backend.log
+    conn.tick()  # still starting: ready() said no
+    assert conn.state == STATE_STARTING
+    conn.tick()
+    assert conn.state == STATE_CONNECTED and "tiny" in {f["name"] for f in conn.families}
+    assert conn.client.kwargs["timeout"] <= 3.0 and conn.client.timeout == 20.0
+    conn.shutdown()
+    assert backend.stopped  # Krita quits: the backend goes with it
+    assert len(FakeBackend.made) == 1
+
+
+def test_no_backend_anywhere_says_how_to_install(app, tmp_path, monkeypatch):
+    from dni_krita import settings as st
+    from dni_krita.connection import STATE_ERROR, BackendError, Connection
+
+    from dni_client import launcher
+
+    monkeypatch.setattr(st, "BACKEND_FILE", str(tmp_path / "none.json"))
+    monkeypatch.setattr(launcher, "port_open", lambda *a, **k: False)
+    monkeypatch.setattr(launcher, "find_backend", lambda *a, **k: None)
+    conn = Connection(st.Settings.load(), client_class=EngineClient, backend_class=FakeBackend)
+    with pytest.raises(BackendError, match="install_krita_plugin.py --backend"):
+        conn.step()
+    assert conn.state == STATE_ERROR
+
+
+def test_remote_endpoint_is_never_started_locally(app, tmp_path, monkeypatch):
+    from dni_krita import settings as st
+    from dni_krita.connection import BackendError, Connection
+
+    from dni_client import launcher
+
+    monkeypatch.setattr(st, "BACKEND_FILE", str(tmp_path / "none.json"))
+    monkeypatch.setattr(launcher, "port_open", lambda *a, **k: False)
+    app.writeSetting("DNI", "endpoint", "tcp://192.0.2.7:5557")
+    FakeBackend.made = []
+    conn = Connection(st.Settings.load(), client_class=EngineClient, backend_class=FakeBackend)
+    with pytest.raises(BackendError, match="on that machine"):
+        conn.step()
+    assert FakeBackend.made == []
+
+
+def test_settings_round_trip_through_kritarc(app):
+    from dni_krita.settings import Settings
+
+    s = Settings.load()
+    assert s.endpoint == "tcp://127.0.0.1:5557" and s.preview_size == 384 and s.autostart
+    s.endpoint, s.preview_size, s.autostart = "tcp://127.0.0.1:7000", 256, False
+    s.server_public_key, s.backend_command = "KEY", ["/opt/dni/bin/dni"]
+    s.save()
+    again = Settings.load()
+    assert (again.endpoint, again.preview_size, again.autostart) == (
+        "tcp://127.0.0.1:7000", 256, False)
+    assert again.server_public_key == "KEY"
+    assert again.backend_settings()["command"] == ["/opt/dni/bin/dni"]
+    assert again.presets_path.startswith(app.app_data)
+
+
+def test_families_are_cached_for_the_next_session(app):
+    connected()
+    from dni_krita.settings import Settings
+
+    cached = Settings.load().cached_families()
+    assert cached and "tiny3" in {f["name"] for f in cached}

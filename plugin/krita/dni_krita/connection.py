@@ -92,7 +92,9 @@ class Connection:
     def _open_client(self) -> None:
         s = self.settings
         cls = self._client_class or _client_class()
-        kwargs: dict[str, Any] = {"timeout": s.timeout}
+        # A short timeout for the greeting: whatever holds the port answers at once or is
+        # not a DNI backend, and this runs on Krita's GUI thread.
+        kwargs: dict[str, Any] = {"timeout": min(3.0, s.timeout)}
         if s.server_public_key:
             kwargs["server_public_key"] = s.server_public_key
             if s.client_keys_dir:
@@ -105,6 +107,7 @@ class Connection:
             client.close()
             raise BackendError(f"Something answers at {s.endpoint} but it is not a working "
                                f"DNI backend: {exc}") from None
+        client.timeout = s.timeout  # jobs: silence means lost after this long
         self.client = client
         self.settings.cache_families(self.families)
         device = self.info.get("device") or ", ".join(map(str, self.info.get("devices") or []))
