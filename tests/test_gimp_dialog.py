@@ -12,8 +12,12 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "fakes_gimp"))
-from gimp_testkit import load_fakes, unload_fakes  # noqa: E402
+_FAKES = str(Path(__file__).resolve().parent / "fakes_gimp")
+sys.path.insert(0, _FAKES)  # only to import the test kit; the fake gi stays out of the way
+try:
+    from gimp_testkit import load_fakes, unload_fakes
+finally:
+    sys.path.remove(_FAKES)
 
 from dni_client.presets import PresetStore  # noqa: E402
 

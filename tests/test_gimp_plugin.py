@@ -21,8 +21,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "fakes_gimp"))
-from gimp_testkit import as_u8, load_fakes, new_image, noisy, unload_fakes, write_gimp_families  # noqa: E402
+_FAKES = str(Path(__file__).resolve().parent / "fakes_gimp")
+sys.path.insert(0, _FAKES)  # only to import the test kit; the fake gi stays out of the way
+try:
+    from gimp_testkit import as_u8, load_fakes, new_image, noisy, unload_fakes, write_gimp_families
+finally:
+    sys.path.remove(_FAKES)
 from test_server_util import Process, serve  # noqa: E402
 
 from dni_client import Client  # noqa: E402

@@ -245,14 +245,17 @@ def test_errors_come_back_from_gimp_and_change_nothing(server: Process, gimp_hom
     assert not report["dirty"]
 
 
-GIMP_GUI, WHY_NO_GUI = find_gimp("DNI_GIMP_GUI", ("gimp-3.0", "gimp-3.2", "gimp"))
+GIMP_GUI, _ = find_gimp("DNI_GIMP_GUI", ("gimp-3.0", "gimp-3.2", "gimp"))
 XVFB = shutil.which("xvfb-run") if not os.environ.get("DNI_GIMP_GUI") else "wrapped"
 XDOTOOL = shutil.which("xdotool") if not os.environ.get("DNI_GIMP_GUI") else "wrapped"
+MISSING_FOR_GUI = ", ".join(name for name, found in (
+    ("the GUI GIMP 3 (gimp-3.0)", GIMP_GUI), ("xvfb-run (apt: xvfb xauth)", XVFB),
+    ("xdotool (apt: xdotool)", XDOTOOL)) if found is None)
 
 
-@pytest.mark.skipif(GIMP_GUI is None or XVFB is None or XDOTOOL is None,
-                    reason="GIMP e2e undo: needs the GUI GIMP 3, xvfb-run and xdotool "
-                    "(libgimp has no undo call, so Ctrl+Z is pressed in a real window)")
+@pytest.mark.skipif(bool(MISSING_FOR_GUI), reason="GIMP e2e undo: libgimp has no undo "
+                    "call, so Ctrl+Z is pressed in a real GIMP window; missing: "
+                    + MISSING_FOR_GUI)
 def test_one_undo_in_gimp_restores_the_original(server: Process, gimp_home: Path,
                                                 tmp_path: Path) -> None:
     before = noisy_input(seed=8)
@@ -274,8 +277,9 @@ def test_one_undo_in_gimp_restores_the_original(server: Process, gimp_home: Path
     assert np.array_equal(undone, before), "one Undo did not restore the original"
 
 
-@pytest.mark.skipif(GIMP_GUI is None or XVFB is None or XDOTOOL is None,
-                    reason="GIMP e2e dialog: needs the GUI GIMP 3, xvfb-run and xdotool")
+@pytest.mark.skipif(bool(MISSING_FOR_GUI),
+                    reason="GIMP e2e dialog: needs a real GIMP window; missing: "
+                    + MISSING_FOR_GUI)
 def test_dialog_in_gimp_runs_the_filter(server: Process, gimp_home: Path,
                                         tmp_path: Path) -> None:
     """Interactive run: the GimpUi dialog opens (family, preset, strength), OK applies."""
