@@ -556,3 +556,20 @@ def test_repeat_uses_the_last_values_without_a_dialog(fakes: dict[str, Any], pro
     assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS and not seen
     assert np.array_equal(as_u8(layer.buffer.data),
                           expected(client, original, (0, 0, 16, 16), "tiny", strength=0.8))
+
+
+def test_unexpected_failures_become_a_message(fakes: dict[str, Any], profile: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    Gimp = fakes["Gimp"]
+    original = noisy(16, 16)
+    image, layer = new_image(fakes, original)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(fakes["dni_gimp"], "apply", broken)
+    result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny")
+    assert status(fakes, result) == Gimp.PDBStatusType.EXECUTION_ERROR
+    assert "RuntimeError: surprise" in error_text(result)
+    assert Gimp.LOG[-1] == ("progress_end",)
+    assert np.array_equal(layer.buffer.data, original)

@@ -93,6 +93,14 @@ def run_filter(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Im
         status = (Gimp.PDBStatusType.CALLING_ERROR if isinstance(exc, dni_gimp.CallingError)
                   else Gimp.PDBStatusType.EXECUTION_ERROR)
         return _failure(procedure, status, str(exc))
+    except Exception as exc:  # a bug or a surprise: say so instead of a bare traceback
+        import traceback
+
+        traceback.print_exc()
+        return _failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
+                        f"DNI failed unexpectedly ({type(exc).__name__}: {exc}); the image "
+                        "was not changed, or Edit ▸ Undo restores it. Details are on "
+                        "GIMP's error console.")
     finally:
         if progress is not None:
             progress.end()

@@ -432,13 +432,6 @@ def write_result(job: Job, data: bytes) -> Rect:
     return place
 
 
-def family_info(client: Any, name: str) -> dict[str, Any]:
-    try:
-        return fo.family_named(client.families(), name)
-    except RequestError as exc:
-        raise FilterError(str(exc)) from None
-
-
 def apply(image: Any, drawables: Sequence[Any], client: Any, family: dict[str, Any],
           choice: fo.Choice, *, mode: str = "network", title: str = "",
           progress: Progress | None = None, tile: int | None = None,
