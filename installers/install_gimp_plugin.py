@@ -140,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         staged = stage(Path(tmp), pythons, platforms, args.offline, settings)
         common.replace_dir(staged, plugins / NAME)
     common.say(f"installed into {plugins / NAME}")
+    flatpak = home / ".var" / "app" / "org.gimp.GIMP"
+    if not args.plugins_dir and sys.platform.startswith("linux") and flatpak.is_dir():
+        common.say(f"note: a Flatpak GIMP keeps its plug-ins under {flatpak}/config/GIMP/"
+                   "3.0/plug-ins and runs its own Python: install there with --plugins-dir "
+                   "and --pythons (not verified)")
     if backend:
         common.say(f"backend command: {' '.join(backend)}")
     common.say("restart GIMP; the filters are in Filters ▸ Enhance (DNI Denoise…, DNI "
