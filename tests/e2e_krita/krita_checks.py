@@ -257,6 +257,18 @@ def run_checks() -> None:
     pump(0.3)
     shot = os.path.join(OUT, "krita-dialog.png")
     check("dialog_screenshot", dialog.grab().save(shot, "PNG"), path=shot)
+    # The N-way mixer: moving one member keeps the weights convex, and previews follow.
+    shown = dialog.previews_shown
+    dialog.mixer_box.setChecked(True)
+    dialog.mixer_sliders[0].setValue(500)  # member 0 to 50 %
+    deadline = time.monotonic() + 60
+    while dialog.previews_shown <= shown and time.monotonic() < deadline:
+        pump(0.05)
+    pump(0.5)
+    w = dialog.weights
+    check("dialog_mixer_keeps_weights_convex", abs(sum(w) - 1) < 1e-9 and min(w) >= 0
+          and abs(w[0] - 0.5) < 1e-9 and dialog.previews_shown > shown
+          and dialog.options().weights == tuple(w), weights=[round(x, 3) for x in w])
     # Apply from the dialog: the job runs asynchronously, delivered by the plugin's QTimer.
     layers_before = len(photo.rootNode().childNodes())
     dialog.apply()
@@ -266,8 +278,26 @@ def run_checks() -> None:
     applied = dialog.result_layer
     check("dialog_apply_adds_a_layer", applied is not None
           and len(photo.rootNode().childNodes()) == layers_before + 1
-          and applied.name().endswith("60%"), layer=applied.name() if applied else None)
+          and applied.name().endswith("/".join(str(int(round(x * 100))) for x in w)),
+          layer=applied.name() if applied else None)
     dialog.reject()
+
+    # The docker re-runs the last filter with its own slider and replaces that result.
+    from dni_krita import api
+
+    docker = [d for d in qwin.findChildren(QDockWidget) if d.windowTitle() == "DNI"][0]
+    docker.refresh()
+    docker.slider.setValue(200)
+    docker.rerun()
+    deadline = time.monotonic() + 60
+    while (api.current is not None or api.last_run.get("layer") is None) \
+            and time.monotonic() < deadline:
+        pump(0.05)
+    names = [n.name() for n in photo.rootNode().childNodes()]
+    title = conn.family(denoise).get("title") or denoise
+    check("docker_rerun_replaces_last_result", f"DNI {title} 20%" in names
+          and (applied is None or applied.name() not in names), layers=names,
+          status=docker.status.text())
     photo.setModified(False)
 
     pump(0.5)

@@ -185,7 +185,8 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
                 "group_layer_refused", "dialog_preview_follows_slider", "dialog_screenshot",
                 "filter_menu_has_dni_entries", "dni_docker_registered", "replace_is_undoable",
                 "backend_gone_mid_job_reported", "backend_restarted_after_death",
-                "dialog_apply_adds_a_layer"}
+                "dialog_apply_adds_a_layer", "dialog_mixer_keeps_weights_convex",
+                "docker_rerun_replaces_last_result"}
     assert expected <= set(results["checks"]), sorted(expected - set(results["checks"]))
     assert proc.returncode == 0, f"Krita exit {proc.returncode} (file_quit should give 0)"
 
