@@ -27,17 +27,23 @@ def pixels(drawable, rect):
 def press_undo(report):
     """One Ctrl+Z into GIMP's image window through XTEST (the only way to undo from
     outside libgimp). No window manager runs under Xvfb: focus the window directly."""
-    found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "GIMP"],
-                           capture_output=True, text=True, timeout=30)
-    windows = []
-    for window in found.stdout.split():
-        name = subprocess.run(["xdotool", "getwindowname", window], capture_output=True,
-                              text=True, timeout=30).stdout.strip()
-        windows.append((window, name))
-    report["windows"] = windows
-    # The image window's title names the image's size ("... 96x80 - GIMP").
+    # The image window's title names the image's size ("... 96x80 - GIMP"); on a slow
+    # machine it may take a while to appear.
     size = f"{int(os.environ['DNI_E2E_WIDTH'])}x{int(os.environ['DNI_E2E_HEIGHT'])}"
-    chosen = [w for w, name in windows if size in name] or [w for w, _ in windows]
+    deadline = time.monotonic() + 30
+    while True:
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "GIMP"],
+                               capture_output=True, text=True, timeout=30)
+        windows = []
+        for window in found.stdout.split():
+            name = subprocess.run(["xdotool", "getwindowname", window], capture_output=True,
+                                  text=True, timeout=30).stdout.strip()
+            windows.append((window, name))
+        chosen = [w for w, name in windows if size in name]
+        if chosen or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    report["windows"] = windows
     if not chosen:
         return False
     subprocess.run(["xdotool", "windowfocus", "--sync", chosen[0]], timeout=30,
