@@ -116,6 +116,17 @@ def run_checks() -> None:
           seconds=round(time.monotonic() - t0, 1), message=conn.message,
           families=[f["name"] for f in conn.families])
 
+    dni_menu = None
+    for action in qwin.menuBar().actions():
+        if action.objectName().lower() == "filter" and action.menu() is not None:
+            for sub in action.menu().actions():
+                if sub.objectName() == "dni" and sub.menu() is not None:
+                    dni_menu = sub.menu()
+    if dni_menu is not None:
+        dni_menu.aboutToShow.emit()
+    dynamic = [a.text() for a in dni_menu.actions()] if dni_menu is not None else []
+    check("filter_menu_lists_other_families", "Tiny3…" in dynamic, entries=dynamic)
+
     denoise = CONF["denoise"]
     size = 96
     doc, layer = new_doc(size, size, "noisy")
@@ -337,6 +348,18 @@ def run_checks() -> None:
     done = []
     from dni_krita import api
 
+    # Cancel first: the job ends with "Cancelled" and nothing changes.
+    cancelled = []
+    running = api.start_job(d, src, conn.family("tiny3"), dni_krita.core.Options(strength=0.5),
+                            lambda layer, error: cancelled.append(error))
+    running.cancel()
+    deadline = time.monotonic() + 30
+    while not cancelled and time.monotonic() < deadline:
+        pump(0.05)
+    check("cancel_leaves_document_unchanged", bool(cancelled) and cancelled[0] is not None
+          and "Cancelled" in cancelled[0]
+          and [n.name() for n in d.rootNode().childNodes()] == before_names,
+          message=cancelled[0] if cancelled else None)
     api.start_job(d, src, conn.family("tiny3"), dni_krita.core.Options(strength=0.5),
                   lambda layer, error: done.append(error))
     old_pid = conn.backend.process.pid

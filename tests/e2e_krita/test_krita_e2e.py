@@ -186,7 +186,8 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
                 "filter_menu_has_dni_entries", "dni_docker_registered", "replace_is_undoable",
                 "backend_gone_mid_job_reported", "backend_restarted_after_death",
                 "dialog_apply_adds_a_layer", "dialog_mixer_keeps_weights_convex",
-                "docker_rerun_replaces_last_result"}
+                "docker_rerun_replaces_last_result", "cancel_leaves_document_unchanged",
+                "filter_menu_lists_other_families"}
     assert expected <= set(results["checks"]), sorted(expected - set(results["checks"]))
     assert proc.returncode == 0, f"Krita exit {proc.returncode} (file_quit should give 0)"
 
