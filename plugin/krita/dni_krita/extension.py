@@ -7,9 +7,7 @@ from typing import Any
 
 from krita import DockWidgetFactory, DockWidgetFactoryBase, Extension, Krita
 from PyQt5.QtCore import QTimer
-from PyQt5.QtWidgets import QApplication, QMenu
-
-from . import api
+from PyQt5.QtWidgets import QApplication, QMenu, QMessageBox
 
 # Fixed entries (present before the backend ever ran): action id, text, task.
 FIXED = (
@@ -33,6 +31,10 @@ def _start_pump() -> None:
 
 
 def _tick() -> None:
+    if _problem is not None:
+        return
+    from . import api  # not at import time: it needs pyzmq, which may be missing
+
     conn = api._connection
     if conn is not None:
         conn.tick()
@@ -41,6 +43,10 @@ def _tick() -> None:
 def _shutdown() -> None:
     if _pump is not None:
         _pump.stop()
+    if _problem is not None:
+        return
+    from . import api
+
     if api._connection is not None:
         api._connection.shutdown()
 
@@ -121,6 +127,10 @@ class DNIExtension(Extension):
 
     def _refresh(self, menu: QMenu) -> None:
         """Entries for installed families beyond the three fixed ones."""
+        if _problem is not None:
+            return
+        from . import api
+
         conn = api.connection()
         families = conn.families or conn.settings.cached_families() or []
         fixed = {t for _, _, t in FIXED}
@@ -137,20 +147,33 @@ class DNIExtension(Extension):
             self._dynamic[name] = action
 
 
+_problem: Any = None  # why the plugin cannot work (pyzmq missing), shown instead of dialogs
+
+
 def _open(family: Any = None, task: Any = None) -> None:
+    if _problem is not None:
+        QMessageBox.warning(QApplication.activeWindow(), "DNI", _problem)
+        return
     from .dialog import open_dialog
 
     open_dialog(family=family, task=task)
 
 
 def _settings() -> None:
+    if _problem is not None:
+        QMessageBox.warning(QApplication.activeWindow(), "DNI", _problem)
+        return
     from .dialog import SettingsDialog
 
     SettingsDialog.edit()
 
 
-def register(app: Any) -> None:
+def register(app: Any, problem: str | None = None) -> None:
+    global _problem
+    _problem = problem
     app.addExtension(DNIExtension(app))
+    if problem is not None:
+        return  # menu entries that explain the problem; no docker without a backend link
     from .docker import DNIDocker
 
     app.addDockWidgetFactory(DockWidgetFactory("dni_docker", DockWidgetFactoryBase.DockRight,
