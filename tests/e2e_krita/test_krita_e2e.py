@@ -34,8 +34,8 @@ HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("krita") is None or shutil.which("xvfb-run") is None,
-    reason="needs Debian's krita and xvfb-run (apt-get install -y krita xvfb xauth)")
+    any(shutil.which(tool) is None for tool in ("krita", "xvfb-run", "xauth")),
+    reason="needs Debian's krita, xvfb-run and xauth (apt-get install -y krita xvfb xauth)")
 
 
 def _free_port() -> int:
