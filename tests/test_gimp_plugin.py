@@ -573,3 +573,57 @@ def test_unexpected_failures_become_a_message(fakes: dict[str, Any], profile: Pa
     assert "RuntimeError: surprise" in error_text(result)
     assert Gimp.LOG[-1] == ("progress_end",)
     assert np.array_equal(layer.buffer.data, original)
+
+
+_CHILD = """
+import sys
+sys.path[:0] = [{tests!r}, {fakes!r}]
+from gimp_testkit import load_fakes, new_image, noisy
+from dni_client import Client
+from dni_client import filter_options as fo
+fakes = load_fakes()
+image, layer = new_image(fakes, noisy(512, 512))
+client = Client({endpoint!r}, timeout=30)
+family = fo.family_named(client.families(), "tiny")
+
+def report():
+    print("PROGRESS", flush=True)
+    return False
+
+fakes["dni_gimp"].apply(image, [layer], client, family, fo.Choice(0.5, None), tile=32,
+                        should_cancel=report)
+print("FINISHED", flush=True)
+"""
+
+
+def test_killed_plugin_is_dropped_by_the_backend(server: Process, client: Client) -> None:
+    """GIMP cancels a plug-in by ending its process (progress bar ▸ Cancel): the backend
+    must notice and stop the job, not compute it for nobody."""
+    import subprocess
+
+    tests = str(Path(__file__).resolve().parent)
+    code = _CHILD.format(tests=tests, fakes=str(Path(tests) / "fakes_gimp"),
+                         endpoint=server.endpoint)
+    before = client.stats()["counters"]
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.strip() == "PROGRESS", line + child.stderr.read()
+        child.kill()  # what gimp_plug_in_close(plug_in, TRUE) does
+        child.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while True:
+            stats = client.stats()
+            after = stats["counters"]
+            if after["vanished_dropped"] > before["vanished_dropped"] and not stats["running"]:
+                break
+            assert time.monotonic() < deadline, f"the backend kept the job: {stats}"
+            time.sleep(0.2)
+        assert after["cancelled"] == before["cancelled"] + 1
+        assert after["completed"] == before["completed"]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
