@@ -113,6 +113,7 @@ class FilterDialog(QDialog):
         self.preview_strength: float | None = None  # the strength of the shown preview
         self.running: api.RunningJob | None = None
         self.result_layer: Any = None
+        self.crop: rq.Rect | None = None  # the preview's area, once the layer was read
         self._original: QImage | None = None
         self._filtered: QImage | None = None
         self._first_change = 0.0
@@ -398,8 +399,12 @@ class FilterDialog(QDialog):
         self.schedule_preview()
 
     def _map_chosen(self, _index: int) -> None:
-        if self.map_box.currentData() is not None and self.mixer_box.isChecked():
+        mapped = self.map_box.currentData() is not None
+        if mapped and self.mixer_box.isChecked():
             self.mixer_box.setChecked(False)
+        # With a map the strength comes from the map, pixel by pixel.
+        self.slider.setEnabled(not mapped)
+        self.spin.setEnabled(not mapped)
         self._read_preview_source()
         self.schedule_preview()
 
@@ -512,7 +517,7 @@ class FilterDialog(QDialog):
         self._debounce.start(int(max(0, min(DEBOUNCE_MS, MAX_WAIT_MS - waited_ms))))
 
     def run_preview(self) -> None:
-        if not self.family or self.conn.state != STATE_CONNECTED:
+        if not self.family or self.crop is None or self.conn.state != STATE_CONNECTED:
             return
         options = self.options()
         try:
