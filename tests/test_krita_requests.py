@@ -65,6 +65,16 @@ def test_krita_formats_name_the_protocol_layouts(depth: str, layout: str, bpp: i
     assert protocol.canonical_layout(f"krita:{depth}") == layout
 
 
+@pytest.mark.parametrize("fmt", list(rq.GIMP_FORMATS.values()))
+def test_gimp_formats_agree_with_the_protocol(fmt: rq.PixelFormat) -> None:
+    from dni_client import protocol
+
+    channels, size, sample, order = protocol.LAYOUTS[protocol.canonical_layout(fmt.depth)]
+    assert protocol.canonical_layout(fmt.depth) == fmt.layout and order == "RGBA"
+    assert channels * size == fmt.bytes_per_pixel and fmt.alpha_offset == 3 * size
+    assert struct.calcsize(fmt.sample) == size
+
+
 @pytest.mark.parametrize("model,words", [("CMYKA", "CMYK"), ("LABA", "L\\*a\\*b"),
                                          ("GRAYA", "RGB/Alpha")])
 def test_other_colour_models_say_how_to_convert(model: str, words: str) -> None:

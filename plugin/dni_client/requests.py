@@ -94,6 +94,14 @@ KRITA_FORMATS = {
     "F32": PixelFormat("F32", "rgba32f", 16, "f", 12),
 }
 
+# GIMP 3 (babl format names of RGBA drawables), for the GIMP plug-in.
+GIMP_FORMATS = {
+    "R'G'B'A u8": PixelFormat("R'G'B'A u8", "rgba8", 4, "B", 3),
+    "R'G'B'A u16": PixelFormat("R'G'B'A u16", "rgba16", 8, "H", 6),
+    "R'G'B'A half": PixelFormat("R'G'B'A half", "rgba16f", 8, "e", 6),
+    "R'G'B'A float": PixelFormat("R'G'B'A float", "rgba32f", 16, "f", 12),
+}
+
 _MODEL_HINTS = {
     "CMYKA": "Convert it with Image ▸ Convert Image Color Space… to RGB/Alpha, run the "
              "filter, and convert back if you need CMYK.",
