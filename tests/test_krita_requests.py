@@ -245,3 +245,51 @@ def test_an_unreadable_presets_file_is_kept_aside(tmp_path) -> None:
     assert store.problem and (tmp_path / "presets.json.broken").read_text() == "{not json"
     store.save("tiny", "a", strength=0.5)
     assert [p.name for p in pr.PresetStore(path).user_presets("tiny")] == ["a"]
+
+
+# -- Krita's older Pythons ---------------------------------------------------------------
+
+def _old_pythons() -> list[str]:
+    import glob
+    import shutil
+    import subprocess
+
+    found = []
+    for version in ("3.8", "3.10"):
+        for exe in sorted(glob.glob(f"/root/.pyenv/versions/{version}*/bin/python")) + [
+                shutil.which(f"python{version}")]:
+            if not exe:
+                continue
+            try:  # pyenv shims exist without a working interpreter behind them
+                ok = subprocess.run([exe, "-c", "import sys; print(sys.version[:4])"],
+                                    capture_output=True, text=True, timeout=20)
+            except OSError:
+                continue
+            if ok.returncode == 0 and ok.stdout.startswith(version):
+                found.append(exe)
+                break
+    return found
+
+
+@pytest.mark.parametrize("python", _old_pythons() or [None])
+def test_plugin_code_runs_on_older_krita_pythons(python: str | None) -> None:
+    """Krita builds ship Python 3.8 and 3.10: the plugin must not use newer syntax."""
+    import subprocess
+    from pathlib import Path
+
+    if python is None:
+        pytest.skip("no python3.8 or python3.10 on this machine")
+    root = Path(__file__).resolve().parents[1] / "plugin"
+    files = [str(p) for p in (root / "krita" / "dni_krita").glob("*.py")]
+    files += [str(root / "dni_client" / f) for f in ("requests.py", "presets.py",
+                                                     "launcher.py", "protocol.py")]
+    script = (
+        "import importlib.util, sys\n"
+        "for f in sys.argv[1:]: compile(open(f, encoding='utf-8').read(), f, 'exec')\n"
+        "for f in [a for a in sys.argv[1:] if 'dni_client' in a]:\n"
+        "    spec = importlib.util.spec_from_file_location('m', f)\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print('ok')\n")
+    out = subprocess.run([python, "-c", script, *files], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
