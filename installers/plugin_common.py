@@ -143,11 +143,16 @@ def vendor_pyzmq(vendor_root: Path, pythons: Sequence[str], platforms: Sequence[
         vendor_offline(vendor_root / tag)
         say(f"vendored this Python's pyzmq as {tag} (offline)")
         return [tag]
-    tags = []
+    tags: list[str] = []
     for platform in platforms:
         for python in pythons:
             wheel = download_wheel(python, platform)
-            tag = python_tag(python, platform)
+            # An abi3 wheel serves every CPython from its version on: one folder that the
+            # plugins' path modules look in for any Python >= 3.12.
+            tag = (f"abi3-{platform}" if "-abi3-" in wheel.name
+                   else python_tag(python, platform))
+            if tag in tags:
+                continue
             unpack_wheel(wheel, vendor_root / tag)
             tags.append(tag)
             say(f"vendored {wheel.name} as {tag}")

@@ -120,3 +120,36 @@ def test_unknown_platform_is_refused(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "unknown platform 'amiga'" in done.stderr
     assert not (tmp_path / "dni-filters").exists()
+
+
+def test_abi3_wheels_land_where_every_newer_python_looks(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyzmq ships cp312-abi3 wheels: GIMP's Python 3.13 (or 3.14) must find them."""
+    import zipfile
+
+    def fake_download(python: str, platform: str) -> Path:
+        name = ("pyzmq-27.0.0-cp312-abi3-manylinux_2_28_x86_64.whl" if python >= "3.12"
+                else f"pyzmq-27.0.0-cp{python.replace('.', '')}-cp311-manylinux_2_28_x86_64.whl")
+        wheel = tmp_path / name
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr("zmq/__init__.py", f"WHEEL = {name!r}\n")
+            zf.writestr("pyzmq-27.0.0.dist-info/METADATA", "")
+        return wheel
+
+    monkeypatch.setattr(plugin_common, "download_wheel", fake_download)
+    tags = plugin_common.vendor_pyzmq(tmp_path / "_vendor", ["3.11", "3.12", "3.13"],
+                                      ["linux_x86_64"], offline=False)
+    assert tags == ["cp311-linux_x86_64", "abi3-linux_x86_64"]
+    assert not (tmp_path / "_vendor" / "abi3-linux_x86_64" / "pyzmq-27.0.0.dist-info").exists()
+    sys.path.insert(0, str(REPO / "plugin" / "gimp" / "dni-filters"))
+    try:
+        import dni_gimp_paths
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setattr(dni_gimp_paths, "VENDOR_DIR", str(tmp_path / "_vendor"))
+    monkeypatch.setattr(dni_gimp_paths, "platform_tag", lambda *a: "linux_x86_64")
+    vendor = tmp_path / "_vendor"
+    assert str(vendor / "abi3-linux_x86_64") in dni_gimp_paths.candidates((3, 13))
+    assert str(vendor / "abi3-linux_x86_64") in dni_gimp_paths.candidates((3, 12))
+    assert str(vendor / "cp311-linux_x86_64") in dni_gimp_paths.candidates((3, 11))
+    assert str(vendor / "abi3-linux_x86_64") not in dni_gimp_paths.candidates((3, 11))

@@ -35,10 +35,11 @@ def python_tag(version: tuple[int, ...] | None = None, system: str | None = None
     return f"cp{major}{minor}-{platform_tag(system, machine)}"
 
 
-def candidates() -> list[str]:
+def candidates(version: tuple[int, ...] | None = None) -> list[str]:
     """Folders to put on sys.path, best first (only those that exist)."""
-    out = [LIB_DIR, os.path.join(VENDOR_DIR, python_tag())]
-    if sys.version_info >= (3, 12):  # pyzmq's abi3 wheels serve every CPython >= 3.12
+    version = tuple(version or sys.version_info)[:2]
+    out = [LIB_DIR, os.path.join(VENDOR_DIR, python_tag(version))]
+    if version >= (3, 12):  # pyzmq's abi3 wheels serve every CPython >= 3.12
         out.append(os.path.join(VENDOR_DIR, "abi3-" + platform_tag()))
     if not os.path.isdir(LIB_DIR) and os.path.isdir(os.path.join(SOURCE_PLUGIN_DIR,
                                                                   "dni_client")):
