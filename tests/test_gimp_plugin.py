@@ -255,20 +255,38 @@ def test_user_presets_from_the_gimp_profile(fakes: dict[str, Any], profile: Path
                                    weights=[0.6, 0.0, 0.4]))
 
 
-def test_high_bit_depth_travels_as_float(fakes: dict[str, Any], profile: Path,
-                                         client: Client) -> None:
+@pytest.mark.parametrize("precision, babl, layout, dtype, tolerance", [
+    ("U16_LINEAR", "R'G'B'A u16", "rgba16", "<u2", 1 / 65535),
+    ("HALF_NON_LINEAR", "R'G'B'A half", "rgba16f", "<f2", 1e-3),
+    ("FLOAT_LINEAR", "R'G'B'A float", "rgba32f", "<f4", 1e-6),
+    ("DOUBLE_LINEAR", "R'G'B'A float", "rgba32f", "<f4", 1e-6),
+    ("U32_LINEAR", "R'G'B'A float", "rgba32f", "<f4", 1e-6),
+])
+def test_high_bit_depths_keep_their_precision(fakes: dict[str, Any], profile: Path,
+                                              client: Client, precision: str, babl: str,
+                                              layout: str, dtype: str,
+                                              tolerance: float) -> None:
     Gimp = fakes["Gimp"]
     original = noisy(16, 16, seed=7)
     original[..., :3] += 0.0007  # values between 8-bit steps must survive
     image, layer = new_image(fakes, original)
-    image.precision = Gimp.Precision.FLOAT_LINEAR
+    image.precision = getattr(Gimp.Precision, precision)
     result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny", strength=0.5)
     assert status(fakes, result) == Gimp.PDBStatusType.SUCCESS
-    assert layer.shadow is not None and layer.shadow.writes[-1][-1] == "R'G'B'A float"
-    direct = client.run("tiny", 16, 16, "rgba32f", original.astype("<f4").tobytes(),
-                        strength=0.5)
-    want = np.frombuffer(direct.pixels, "<f4").reshape(16, 16, 4)
-    assert np.allclose(layer.buffer.data, want, atol=1e-6)
+    assert layer.shadow is not None and layer.shadow.writes[-1][-1] == babl
+    sent = original.astype(np.float64)
+    if dtype == "<u2":
+        wire = np.rint(sent * 65535).astype("<u2")
+    else:
+        wire = sent.astype(dtype)
+    direct = client.run("tiny", 16, 16, layout, wire.tobytes(), strength=0.5)
+    want = np.frombuffer(direct.pixels, dtype).reshape(16, 16, 4).astype(np.float64)
+    if dtype == "<u2":
+        want = want / 65535
+    assert np.allclose(layer.buffer.data, want, atol=tolerance)
+    # Not rounded to 8 bits on the way.
+    assert not np.allclose(layer.buffer.data * 255, np.rint(layer.buffer.data * 255),
+                           atol=1e-3)
 
 
 # -- super-resolution ----------------------------------------------------------------------

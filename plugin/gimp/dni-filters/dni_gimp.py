@@ -241,24 +241,21 @@ def connect(settings: Settings, progress: Progress | None = None) -> Any:
 
 # -- pixels ------------------------------------------------------------------------------
 
-class PixelFormat(NamedTuple):
-    babl: str  # the format GEGL converts to and from
-    layout: str  # the protocol's name for it
-    bytes_per_pixel: int
+# The babl format each precision travels in (dni_client.requests.GIMP_FORMATS maps them to
+# protocol layouts): 8 and 16-bit integers and half floats as they are, the rest (float,
+# double, 32-bit integers) as 32-bit float. Always perceptual (R'G'B'): the networks were
+# trained on sRGB-encoded values, and GEGL converts linear and greyscale images both ways.
+_TRANSPORT = {"U8": "R'G'B'A u8", "U16": "R'G'B'A u16", "HALF": "R'G'B'A half"}
+_FLOAT = "R'G'B'A float"
 
 
-U8 = PixelFormat("R'G'B'A u8", "rgba8", 4)
-FLOAT = PixelFormat("R'G'B'A float", "rgba32f", 16)
-_U8_PRECISIONS = ("U8_LINEAR", "U8_NON_LINEAR", "U8_PERCEPTUAL")
-
-
-def pixel_format(image: Any) -> PixelFormat:
-    """8-bit images travel as 8-bit; deeper ones as float, so no precision is lost.
-    Always perceptual (R'G'B'): the networks were trained on sRGB-encoded values, and
-    GEGL converts linear and greyscale images both ways."""
-    eight_bit = {getattr(Gimp.Precision, name) for name in _U8_PRECISIONS
-                 if hasattr(Gimp.Precision, name)}
-    return U8 if image.get_precision() in eight_bit else FLOAT
+def pixel_format(image: Any) -> rq.PixelFormat:
+    precision = image.get_precision()
+    for prefix, babl in _TRANSPORT.items():
+        for curve in ("LINEAR", "NON_LINEAR", "PERCEPTUAL"):
+            if precision == getattr(Gimp.Precision, f"{prefix}_{curve}", None):
+                return rq.GIMP_FORMATS[babl]
+    return rq.GIMP_FORMATS[_FLOAT]
 
 
 def check_target(image: Any, drawables: Sequence[Any]) -> Any:
@@ -291,9 +288,9 @@ def target_area(drawable: Any, padding: int) -> tuple[Rect, Rect]:
     return core, core.padded(padding, bounds)
 
 
-def read_pixels(drawable: Any, rect: Rect, fmt: PixelFormat) -> bytes:
+def read_pixels(drawable: Any, rect: Rect, fmt: rq.PixelFormat) -> bytes:
     buffer = drawable.get_buffer()
-    data = buffer.get(Gegl.Rectangle.new(*rect), 1.0, fmt.babl, Gegl.AbyssPolicy.CLAMP)
+    data = buffer.get(Gegl.Rectangle.new(*rect), 1.0, fmt.depth, Gegl.AbyssPolicy.CLAMP)
     data = bytes(data)
     rq.check_bytes(data, rect, fmt.bytes_per_pixel, "layer pixels")
     return data
@@ -304,7 +301,7 @@ class Job(NamedTuple):
     drawable: Any
     family: dict[str, Any]
     choice: fo.Choice
-    fmt: PixelFormat
+    fmt: rq.PixelFormat  # .depth is the babl format name
     core: Rect
     crop: Rect
     pixels: bytes
@@ -422,7 +419,7 @@ def write_result(job: Job, data: bytes) -> Rect:
         pixels = fo.cut(data, job.fmt.bytes_per_pixel, job.crop.width * s,
                         job.crop.height * s, inside)
         shadow = drawable.get_shadow_buffer()
-        shadow.set(Gegl.Rectangle.new(*place), job.fmt.babl, pixels)
+        shadow.set(Gegl.Rectangle.new(*place), job.fmt.depth, pixels)
         shadow.flush()
         drawable.merge_shadow(True)
         drawable.update(*place)

@@ -35,6 +35,8 @@ class Rectangle:
 # format name -> (channels taken from RGBA, numpy dtype)
 FORMATS = {
     "R'G'B'A u8": ("RGBA", np.uint8),
+    "R'G'B'A u16": ("RGBA", np.uint16),
+    "R'G'B'A half": ("RGBA", np.float16),
     "R'G'B' u8": ("RGB", np.uint8),
     "R'G'B'A float": ("RGBA", np.float32),
     "R'G'B' float": ("RGB", np.float32),
@@ -51,18 +53,23 @@ def _encode(values: np.ndarray, fmt: str) -> bytes:
         values = values[..., :1]
     if dtype == np.uint8:
         return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8).tobytes()
-    return values.astype("<f4").tobytes()
+    if dtype == np.uint16:
+        return np.clip(np.rint(values * 65535.0), 0, 65535).astype("<u2").tobytes()
+    return values.astype("<f2" if dtype == np.float16 else "<f4").tobytes()
 
 
 def _decode(data: bytes, fmt: str, height: int, width: int) -> np.ndarray:
     channels, dtype = FORMATS[fmt]
     n = len(channels)
-    raw = np.frombuffer(bytes(data), dtype=np.uint8 if dtype == np.uint8 else "<f4")
+    wire = {np.uint8: np.uint8, np.uint16: "<u2", np.float16: "<f2"}.get(dtype, "<f4")
+    raw = np.frombuffer(bytes(data), dtype=wire)
     if raw.size != width * height * n:
         raise ValueError(f"{len(data)} bytes do not fill {width}x{height} {fmt}")
     raw = raw.reshape(height, width, n).astype(np.float32)
     if dtype == np.uint8:
         raw = raw / 255.0
+    elif dtype == np.uint16:
+        raw = raw / 65535.0
     out = np.ones((height, width, 4), np.float32)
     if channels == "Y":
         out[..., :3] = raw

@@ -79,8 +79,14 @@ class Precision(enum.IntEnum):
     U8_PERCEPTUAL = 175
     U16_LINEAR = 200
     U16_NON_LINEAR = 250
+    U16_PERCEPTUAL = 275
+    U32_LINEAR = 300
+    U32_NON_LINEAR = 350
+    HALF_LINEAR = 500
+    HALF_NON_LINEAR = 550
     FLOAT_LINEAR = 600
     FLOAT_NON_LINEAR = 650
+    DOUBLE_LINEAR = 700
 
 
 class InterpolationType(enum.IntEnum):
