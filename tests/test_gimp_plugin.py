@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -645,3 +646,41 @@ def test_killed_plugin_is_dropped_by_the_backend(server: Process, client: Client
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+class _FailingClient:
+    """A client whose job ends the way a backend failure does."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def run(self, **kwargs: Any) -> Any:
+        kwargs["on_progress"](0.25, "inference")
+        raise self.exc
+
+
+@pytest.mark.parametrize("code, words", [
+    ("connection_lost", "stopped answering"),
+    ("out_of_memory", "ran out of memory"),
+    ("busy", "busy with other jobs"),
+    ("incompatible", "DNI: the members cannot be blended [incompatible]"),
+])
+def test_backend_failures_are_explained_and_change_nothing(fakes: dict[str, Any],
+                                                           profile: Path, code: str,
+                                                           words: str) -> None:
+    from dni_client import ConnectionLost, ServerError
+    from dni_client import filter_options as fo
+
+    dni_gimp = fakes["dni_gimp"]
+    original = noisy(16, 16)
+    image, layer = new_image(fakes, original)
+    exc: Exception = (ConnectionLost("no answer for 30 s") if code == "connection_lost"
+                      else ServerError(code, "the members cannot be blended"))
+    family = {"name": "tiny", "title": "Tiny", "scale": 1, "members": [{}, {}]}
+    progress = dni_gimp.Progress("test")
+    with pytest.raises(dni_gimp.FilterError, match=re.escape(words)):
+        dni_gimp.apply(image, [layer], _FailingClient(exc), family, fo.Choice(0.5, None),
+                       progress=progress)
+    assert progress.fraction == 0.25
+    assert np.array_equal(layer.buffer.data, original)
+    assert image.groups_opened == 0 and image.undo_stack == []
