@@ -65,7 +65,7 @@ def test_install_layout_is_what_gimp_3_loads(tmp_path: Path) -> None:
     entry = folder / "dni-filters.py"  # GIMP 3: the folder is named like the executable
     assert entry.is_file() and os.access(entry, os.X_OK)
     assert entry.read_text().startswith("#!/usr/bin/env python3\n")
-    for name in ("dni_gimp.py", "dni_gimp_dialog.py", "dni_gimp_paths.py",
+    for name in ("dni_gimp.py", "dni_gimp_dialog.py", "dni_gimp_paths.py", "dni_gimp_menus.py",
                  "_lib/dni_client/__init__.py", "_lib/dni_client/filter_options.py",
                  f"_vendor/{TAG}/zmq/__init__.py"):
         assert (folder / name).is_file(), name

@@ -684,3 +684,36 @@ def test_backend_failures_are_explained_and_change_nothing(fakes: dict[str, Any]
     assert progress.fraction == 0.25
     assert np.array_equal(layer.buffer.data, original)
     assert image.groups_opened == 0 and image.undo_stack == []
+
+
+_NO_ZMQ = """
+import sys
+sys.modules["zmq"] = None  # as in a GIMP whose Python has no pyzmq
+sys.path[:0] = [{tests!r}, {fakes!r}]
+from gimp_testkit import load_fakes, new_image, noisy
+fakes = load_fakes()
+Gimp = fakes["Gimp"]
+plugin = fakes["entry"].DniFilters()
+names = plugin.do_query_procedures()
+procedure = plugin.do_create_procedure("plug-in-dni-stylize")
+image, layer = new_image(fakes, noisy(8, 8))
+result = fakes["entry"].run_filter(procedure, Gimp.RunMode.NONINTERACTIVE, image, [layer],
+                                   procedure.create_config(), None)
+print(len(names), procedure.meta["menu_paths"][0])
+print(result.index(0).name)
+print(result.index(1).message)
+"""
+
+
+def test_menus_survive_a_missing_pyzmq_and_say_what_to_do() -> None:
+    import subprocess
+
+    tests = str(Path(__file__).resolve().parent)
+    code = _NO_ZMQ.format(tests=tests, fakes=str(Path(tests) / "fakes_gimp"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    count, status_name, message = done.stdout.strip().split("\n", 2)
+    assert count == "3 <Image>/Filters/Artistic"
+    assert status_name == "EXECUTION_ERROR"
+    assert "could not load pyzmq" in message and "install_gimp_plugin.py" in message

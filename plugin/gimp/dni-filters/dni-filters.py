@@ -29,9 +29,16 @@ import gi  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-import dni_gimp  # noqa: E402
-from dni_gimp import FilterError, FilterSpec  # noqa: E402
+from dni_gimp_menus import PROCEDURES, FilterSpec  # noqa: E402
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
+
+try:
+    import dni_gimp
+except ImportError as exc:  # pyzmq (or dni_client) missing: register anyway, explain on use
+    dni_gimp = None  # type: ignore[assignment]
+    IMPORT_PROBLEM = f"{dni_gimp_paths.missing_zmq_message()} ({exc})"
+else:
+    IMPORT_PROBLEM = ""
 
 RW = GObject.ParamFlags.READWRITE
 
@@ -61,7 +68,9 @@ def add_arguments(procedure: Gimp.Procedure, spec: FilterSpec) -> None:
 def run_filter(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
                drawables: list, config: Gimp.ProcedureConfig, data: object = None
                ) -> Gimp.ValueArray:
-    spec = dni_gimp.PROCEDURES[procedure.get_name()]
+    if dni_gimp is None:
+        return _failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, IMPORT_PROBLEM)
+    spec = PROCEDURES[procedure.get_name()]
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
     settings = dni_gimp.Settings.load()
     client = None
@@ -88,7 +97,7 @@ def run_filter(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Im
     except dni_gimp.Cancelled as exc:
         dni_gimp.log(str(exc))
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
-    except FilterError as exc:
+    except dni_gimp.FilterError as exc:
         dni_gimp.log(str(exc))
         status = (Gimp.PDBStatusType.CALLING_ERROR if isinstance(exc, dni_gimp.CallingError)
                   else Gimp.PDBStatusType.EXECUTION_ERROR)
@@ -111,13 +120,13 @@ def run_filter(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Im
 
 class DniFilters(Gimp.PlugIn):
     def do_query_procedures(self) -> list:
-        return list(dni_gimp.PROCEDURES)
+        return list(PROCEDURES)
 
     def do_set_i18n(self, name: str) -> bool:
         return False
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
-        spec = dni_gimp.PROCEDURES[name]
+        spec = PROCEDURES[name]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_filter)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)

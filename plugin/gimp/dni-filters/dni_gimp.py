@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from dni_gimp_menus import PROCEDURES, FilterSpec  # noqa: F401  (re-exported)
 from gi.repository import Gegl, Gimp
 
 from dni_client import filter_options as fo
@@ -27,32 +28,6 @@ from dni_client.requests import Rect, RequestError
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 BACKEND_FILE = os.path.join(PLUGIN_DIR, launcher.SETTINGS_NAME)
 ENDPOINT_ENV = "DNI_GIMP_ENDPOINT"
-
-
-class FilterSpec(NamedTuple):
-    """One menu entry."""
-
-    procedure: str
-    task: str
-    label: str
-    menu: str
-    blurb: str
-
-
-PROCEDURES = {
-    spec.procedure: spec for spec in (
-        FilterSpec("plug-in-dni-denoise", "denoise", "DNI _Denoise...",
-                   "<Image>/Filters/Enhance",
-                   "Remove noise, with a slider between a gentle and a strong denoiser"),
-        FilterSpec("plug-in-dni-super-resolve", "super-resolve", "DNI _Super-Resolve...",
-                   "<Image>/Filters/Enhance",
-                   "Enlarge the image with a super-resolution network (the selection, or "
-                   "the whole layer, is computed by the network)"),
-        FilterSpec("plug-in-dni-stylize", "stylize", "DNI St_ylize...",
-                   "<Image>/Filters/Artistic",
-                   "Paint in a style, or a mix of several styles"),
-    )
-}
 
 
 class FilterError(Exception):
