@@ -4,14 +4,17 @@
 #
 #   bash installers/setup.sh            # install + demo (writes out/)
 #   bash installers/setup.sh --no-demo  # install only
+#   bash installers/setup.sh --plugins  # also install the plugins into Krita / GIMP 3
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 demo=1
+plugins=0
 for arg in "$@"; do
   case "$arg" in
     --no-demo) demo=0 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --plugins) plugins=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -47,4 +50,10 @@ if [ "$demo" = 1 ]; then
   .venv/bin/dni sweep samples/astronaut-noisy-sigma25.png -o out/denoise-sweep.png \
     --family denoise --steps 5 --compare-pixel
   echo "== done: see out/denoised.png and out/denoise-sweep.png"
+fi
+
+if [ "$plugins" = 1 ]; then
+  echo "== plugins"
+  .venv/bin/python installers/install_krita_plugin.py
+  .venv/bin/python installers/install_gimp_plugin.py
 fi
