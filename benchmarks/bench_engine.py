@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 import dni
 from dni.device import resolve_device
 from dni.family import DEFAULT_PAD
-from dni.tiling import plan_tiles
+from dni.tiling import balanced, plan_tiles
 
 
 def side_by_side(fns: list[Callable[[], object]], repeat: int,
@@ -134,7 +134,8 @@ def bench_tiling(device: str, size: int, tile: int | None) -> list[Row]:
     seam = float(np.abs(family.apply(image, strength=0.5, tile=tile) - whole).max())
     ratio = t_tiled / t_untiled
     return [
-        Row(f"tiled inference, {size}x{size} ({tiles} tiles of {tile}, feathered)",
+        Row(f"tiled inference, {size}x{size} ({tiles} tiles of {balanced(size, tile, 1)}, "
+            "feathered)",
             f"{t_tiled:.2f} s", f"one untiled forward {t_untiled:.2f} s", f"{ratio:.3f}",
             "<= 1.10", ratio <= 1.10),
         Row("tiled vs untiled output, max difference", f"{seam:.1e}", "0", "", "<= 1e-4",
