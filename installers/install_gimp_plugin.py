@@ -93,14 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--home", help="install for this home folder instead of $HOME")
     p.add_argument("--gimp-version", help="GIMP's folder version (default: the newest 3.x "
                    "folder there is, else 3.0)")
-    p.add_argument("--backend", help="the backend command (`dni`) or its Python (default: "
-                   "the `dni` next to this Python, then on PATH)")
-    p.add_argument("--no-backend", action="store_true", help="record no backend command")
-    p.add_argument("--family-path", action="append", default=[],
-                   help="extra family folder for the backend the plug-in starts")
-    p.add_argument("--endpoint", help="backend endpoint (default tcp://127.0.0.1:5557)")
-    p.add_argument("--offline", action="store_true",
-                   help="no downloads: vendor this Python's own pyzmq")
+    common.add_backend_arguments(p, "plug-in")
     p.add_argument("--pythons", type=lambda s: [v for v in s.split(",") if v], default=None,
                    help="Python versions to vendor pyzmq for (default: GIMP's python3 on "
                    "Linux; 3.10,3.11,3.12 elsewhere)")
@@ -112,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     platforms = args.platforms or [common.platform_tag()]
-    unknown = [x for x in platforms if x not in common.PLATFORMS]
-    if unknown:
-        p.error(f"unknown platform {unknown[0]!r}; pick from {', '.join(common.PLATFORMS)}")
+    common.check_platforms(p, platforms)
     pythons = args.pythons
     if pythons is None:
         pythons = list(PYTHONS)
@@ -130,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     plugins = (Path(args.plugins_dir).expanduser() if args.plugins_dir else
                default_plugins_dir(home, use_env=not args.home, version=args.gimp_version))
 
-    backend = None if args.no_backend else common.find_backend(args.backend)
-    if backend is None and not args.no_backend:
-        common.say("warning: no working `dni serve` found; the plug-in will look for `dni` "
-                   "on PATH. Re-run with --backend /path/to/dni once the backend is "
-                   "installed.")
+    backend = common.resolve_backend(args, "plug-in")
     settings = common.backend_settings(backend, args.family_path, args.endpoint)
     with tempfile.TemporaryDirectory(prefix="dni-gimp-") as tmp:
         staged = stage(Path(tmp), pythons, platforms, args.offline, settings)

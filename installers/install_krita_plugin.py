@@ -10,8 +10,9 @@ What it does (safe to run again; each run replaces the previous install):
 1. copies plugin/krita/dni_krita (+ the dni_client package) into Krita's resource folder
    (<resources>/pykrita/), with the .desktop file next to it;
 2. vendors pyzmq for the Pythons Krita builds ship (3.8, 3.10, 3.11, 3.13), one folder per
-   Python ABI and platform, downloaded as wheels with pip (cached); --offline copies this
-   interpreter's own pyzmq instead (one Python version only);
+   Python ABI and platform (pyzmq's abi3 wheel, for 3.12 on, in abi3-<platform>),
+   downloaded as wheels with pip (cached); --offline copies this interpreter's own pyzmq
+   instead (one Python version only);
 3. records the backend command (`dni`, or `python -m dni.server`) in
    dni_krita/backend.json, so the plugin finds it without a virtualenv on PATH;
 4. enables the plugin in kritarc ([python] enable_dni_krita=true).
@@ -22,33 +23,17 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import plugin_common as common  # noqa: E402
+
 NAME = "dni_krita"
-REPO = Path(__file__).resolve().parents[1]
-PLUGIN_SRC = REPO / "plugin" / "krita"
-CLIENT_SRC = REPO / "plugin" / "dni_client"
+PLUGIN_SRC = common.REPO / "plugin" / "krita"
 PYTHONS = ("3.8", "3.10", "3.11", "3.13")
-# pip --platform tags per plugin platform tag (see dni_krita/vendor.py for the names).
-PLATFORMS = {
-    "linux_x86_64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
-    "linux_aarch64": ["manylinux_2_28_aarch64", "manylinux_2_17_aarch64",
-                      "manylinux2014_aarch64"],
-    "win_amd64": ["win_amd64"],
-    "macosx_x86_64": ["macosx_10_15_x86_64", "macosx_10_9_x86_64", "macosx_10_15_universal2",
-                      "macosx_10_9_universal2"],
-    "macosx_arm64": ["macosx_11_0_arm64", "macosx_10_15_universal2", "macosx_10_9_universal2"],
-}
-PYZMQ = "pyzmq>=26,<28"
-CACHE = Path(os.environ.get("DNI_WHEEL_CACHE") or Path.home() / ".cache" / "dni" / "wheels")
-
-
-def say(message: str) -> None:
-    print(f"dni-install: {message}", flush=True)
 
 
 # -- where Krita keeps things --------------------------------------------------------------
@@ -108,129 +93,16 @@ def enable_in_kritarc(kritarc: Path, name: str = NAME) -> bool:
     return True
 
 
-# -- the backend ---------------------------------------------------------------------------
-
-def _works(argv: list[str]) -> bool:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    try:
-        return subprocess.run(argv + ["serve", "--help"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=env, timeout=120).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def find_backend(given: str | None) -> list[str] | None:
-    """A command whose `serve` subcommand works: `dni`, or `<python> -m dni.server`."""
-    candidates: list[list[str]] = []
-    if given:
-        path = shutil.which(given) or given
-        if Path(path).name.startswith("python"):
-            candidates.append([str(Path(path).absolute()), "-m", "dni.server"])
-        else:
-            candidates.append([str(Path(path).absolute())])
-            sibling = Path(path).absolute().parent / ("python.exe" if os.name == "nt"
-                                                      else "python")
-            if sibling.exists():
-                candidates.append([str(sibling), "-m", "dni.server"])
-    else:
-        here = Path(sys.executable).parent
-        for exe in ("dni", "dni.exe"):
-            if (here / exe).exists():
-                candidates.append([str(here / exe)])
-        if shutil.which("dni"):
-            candidates.append([str(Path(shutil.which("dni")).absolute())])  # type: ignore[arg-type]
-        candidates.append([sys.executable, "-m", "dni.server"])
-    for argv in candidates:
-        if _works(argv):
-            return argv
-    return None
-
-
-# -- pyzmq ---------------------------------------------------------------------------------
-
-def plugin_platform_tag() -> str:
-    sys.path.insert(0, str(PLUGIN_SRC / NAME))
-    try:
-        import vendor  # dni_krita/vendor.py, imported standalone
-
-        return vendor.platform_tag()
-    finally:
-        sys.path.pop(0)
-        sys.modules.pop("vendor", None)
-
-
-def download_wheel(python: str, platform: str) -> Path:
-    """The pyzmq wheel for one Python version and platform (cached)."""
-    target = CACHE / f"cp{python.replace('.', '')}-{platform}"
-    wheels = sorted(target.glob("pyzmq-*.whl")) if target.is_dir() else []
-    if wheels:
-        return wheels[-1]
-    target.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-            "--only-binary=:all:", "--python-version", python, "--implementation", "cp",
-            "--dest", str(target)]
-    for tag in PLATFORMS[platform]:
-        argv += ["--platform", tag]
-    argv.append(PYZMQ)
-    result = subprocess.run(argv, capture_output=True, text=True)
-    wheels = sorted(target.glob("pyzmq-*.whl"))
-    if result.returncode != 0 or not wheels:
-        raise SystemExit(f"dni-install: could not download pyzmq for Python {python} on "
-                         f"{platform}:\n{result.stderr.strip()[-800:]}\n(Use --offline to "
-                         "vendor this Python's own pyzmq instead.)")
-    return wheels[-1]
-
-
-def unpack_wheel(wheel: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheel) as zf:
-        for member in zf.namelist():
-            if ".dist-info/" in member:
-                continue
-            zf.extract(member, dest)
-
-
-def vendor_offline(dest_root: Path, python_tag: str) -> None:
-    """Copy this interpreter's pyzmq (and its bundled libzmq) for its own Python only."""
-    import zmq
-
-    package = Path(zmq.__file__).parent
-    site = package.parent
-    dest = dest_root / python_tag
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(package, dest / "zmq", ignore=shutil.ignore_patterns("__pycache__",
-                                                                         "tests"))
-    for extra in site.glob("pyzmq.libs"):  # manylinux: libzmq lives next to the package
-        shutil.copytree(extra, dest / extra.name)
-    for extra in site.glob("pyzmq*.dylibs"):
-        shutil.copytree(extra, dest / extra.name)
-
-
 # -- building the plugin folder ------------------------------------------------------------
 
 def stage(dest: Path, pythons: list[str], platforms: list[str], offline: bool) -> None:
     """Write <dest>/dni_krita.desktop and <dest>/dni_krita/ (with _lib and _vendor)."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "_vendor", "_lib",
-                                    "backend.json")
     shutil.copy2(PLUGIN_SRC / f"{NAME}.desktop", dest / f"{NAME}.desktop")
-    shutil.copytree(PLUGIN_SRC / NAME, dest / NAME, ignore=ignore)
+    common.copy_sources(PLUGIN_SRC / NAME, dest / NAME)
     for extra in PLUGIN_SRC.glob("*.action"):
         shutil.copy2(extra, dest / NAME / extra.name)
-    lib = dest / NAME / "_lib" / "dni_client"
-    shutil.copytree(CLIENT_SRC, lib, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    vendor_root = dest / NAME / "_vendor"
-    vendor_root.mkdir(parents=True, exist_ok=True)
-    if offline:
-        tag = f"cp{sys.version_info[0]}{sys.version_info[1]}-{plugin_platform_tag()}"
-        vendor_offline(vendor_root, tag)
-        say(f"vendored this Python's pyzmq as {tag} (offline)")
-        return
-    for platform in platforms:
-        for python in pythons:
-            wheel = download_wheel(python, platform)
-            tag = f"cp{python.replace('.', '')}-{platform}"
-            unpack_wheel(wheel, vendor_root / tag)
-            say(f"vendored {wheel.name} as {tag}")
+    common.copy_client(dest / NAME / "_lib")
+    common.vendor_pyzmq(dest / NAME / "_vendor", pythons, platforms, offline)
 
 
 def install(args: argparse.Namespace) -> int:
@@ -243,35 +115,22 @@ def install(args: argparse.Namespace) -> int:
     pykrita = resources / "pykrita"
     pykrita.mkdir(parents=True, exist_ok=True)
 
-    backend = None if args.no_backend else find_backend(args.backend)
-    if backend is None and not args.no_backend:
-        say("warning: no working `dni serve` found; the plugin will look for `dni` on PATH. "
-            "Re-run with --backend /path/to/dni once the backend is installed.")
-
+    backend = common.resolve_backend(args, "plugin", sibling_python=True)
+    settings = common.backend_settings(backend, args.family_path, args.endpoint)
     with tempfile.TemporaryDirectory(prefix="dni-krita-") as tmp:
         staging = Path(tmp)
         stage(staging, args.pythons, args.platforms, args.offline)
-        settings = {"command": backend or [],
-                    "family_paths": [str(Path(p).absolute()) for p in args.family_path]}
-        if args.endpoint:
-            settings["endpoint"] = args.endpoint
-        import json
-
-        (staging / NAME / "backend.json").write_text(json.dumps(settings, indent=2) + "\n")
-        # Replace the previous install as a whole: no stale modules survive an update.
-        target = pykrita / NAME
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(staging / NAME, target)
+        common.write_json(staging / NAME / "backend.json", settings)
+        common.replace_dir(staging / NAME, pykrita / NAME)
         shutil.copy2(staging / f"{NAME}.desktop", pykrita / f"{NAME}.desktop")
-    say(f"installed into {pykrita}")
+    common.say(f"installed into {pykrita}")
     if backend:
-        say(f"backend command: {' '.join(backend)}")
+        common.say(f"backend command: {' '.join(backend)}")
     if not args.no_enable:
         changed = enable_in_kritarc(kritarc)
-        say(f"{'enabled' if changed else 'already enabled'} in {kritarc}")
-    say("restart Krita; the filters are in Filter ▸ DNI, the docker in Settings ▸ Dockers "
-        "▸ DNI.")
+        common.say(f"{'enabled' if changed else 'already enabled'} in {kritarc}")
+    common.say("restart Krita; the filters are in Filter ▸ DNI, the docker in Settings ▸ "
+               "Dockers ▸ DNI.")
     return 0
 
 
@@ -285,7 +144,7 @@ def build_zip(args: argparse.Namespace) -> int:
             for path in sorted(staging.rglob("*")):
                 if path.is_file():
                     zf.write(path, path.relative_to(staging).as_posix())
-    say(f"wrote {out} (Krita: Tools ▸ Scripts ▸ Import Python Plugin from File…)")
+    common.say(f"wrote {out} (Krita: Tools ▸ Scripts ▸ Import Python Plugin from File…)")
     return 0
 
 
@@ -294,27 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resource-dir", help="Krita's resource folder (default: the user's)")
     p.add_argument("--home", help="install for this home folder instead of $HOME")
     p.add_argument("--kritarc", help="the kritarc to enable the plugin in")
-    p.add_argument("--backend", help="the backend command (`dni`) or its Python "
-                   "(default: the `dni` next to this Python, then on PATH)")
-    p.add_argument("--no-backend", action="store_true", help="record no backend command")
-    p.add_argument("--family-path", action="append", default=[],
-                   help="extra family folder for the backend the plugin starts")
-    p.add_argument("--endpoint", help="backend endpoint (default tcp://127.0.0.1:5557)")
-    p.add_argument("--offline", action="store_true",
-                   help="no downloads: vendor this Python's own pyzmq")
+    common.add_backend_arguments(p, "plugin")
     p.add_argument("--pythons", type=lambda s: s.split(","), default=list(PYTHONS),
                    help="Python versions to vendor pyzmq for (default: 3.8,3.10,3.11,3.13)")
     p.add_argument("--platforms", type=lambda s: s.split(","), default=None,
-                   help=f"platforms to vendor for ({', '.join(PLATFORMS)}; default: this "
-                   "one; all of them with --zip)")
+                   help=f"platforms to vendor for ({', '.join(common.PLATFORMS)}; default: "
+                   "this one; all of them with --zip)")
     p.add_argument("--no-enable", action="store_true", help="leave kritarc alone")
     p.add_argument("--zip", help="build the plugin .zip instead of installing")
     args = p.parse_args(argv)
     if args.platforms is None:
-        args.platforms = list(PLATFORMS) if args.zip else [plugin_platform_tag()]
-    unknown = [x for x in args.platforms if x not in PLATFORMS]
-    if unknown:
-        p.error(f"unknown platform {unknown[0]!r}; pick from {', '.join(PLATFORMS)}")
+        args.platforms = list(common.PLATFORMS) if args.zip else [common.platform_tag()]
+    common.check_platforms(p, args.platforms)
     return build_zip(args) if args.zip else install(args)
 
 

@@ -1,11 +1,12 @@
 """What every editor-plugin installer does: find the backend, copy the shared client
 (`dni_client`), vendor pyzmq for the editor's Python, write backend.json, and replace a
-previous install as a whole. Used by install_gimp_plugin.py; the Krita installer's steps
-are the same and can move here.
+previous install as a whole. Used by install_gimp_plugin.py and install_krita_plugin.py;
+each of those keeps only what is its editor's own (folders, config files, menus).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform as _platform
@@ -65,8 +66,9 @@ def _works(argv: list[str]) -> bool:
         return False
 
 
-def find_backend(given: str | None) -> list[str] | None:
-    """A command whose `serve` subcommand works: `dni`, or `<python> -m dni.server`."""
+def find_backend(given: str | None, sibling_python: bool = False) -> list[str] | None:
+    """A command whose `serve` subcommand works: `dni`, or `<python> -m dni.server`.
+    `sibling_python`: when `given` is a command, also try the `python` next to it."""
     candidates: list[list[str]] = []
     if given:
         path = shutil.which(given) or given
@@ -74,6 +76,11 @@ def find_backend(given: str | None) -> list[str] | None:
             candidates.append([str(Path(path).absolute()), "-m", "dni.server"])
         else:
             candidates.append([str(Path(path).absolute())])
+            if sibling_python:
+                sibling = Path(path).absolute().parent / ("python.exe" if os.name == "nt"
+                                                          else "python")
+                if sibling.exists():
+                    candidates.append([str(sibling), "-m", "dni.server"])
     else:
         here = Path(sys.executable).parent
         for exe in ("dni", "dni.exe"):
@@ -87,6 +94,19 @@ def find_backend(given: str | None) -> list[str] | None:
         if _works(argv):
             return argv
     return None
+
+
+def resolve_backend(args: argparse.Namespace, what: str,
+                    sibling_python: bool = False) -> list[str] | None:
+    """The backend command to record (None with --no-backend, or with a warning when
+    none works); `what` names the editor's add-on ("plugin", "plug-in")."""
+    if args.no_backend:
+        return None
+    backend = find_backend(args.backend, sibling_python)
+    if backend is None:
+        say(f"warning: no working `dni serve` found; the {what} will look for `dni` on "
+            "PATH. Re-run with --backend /path/to/dni once the backend is installed.")
+    return backend
 
 
 # -- pyzmq ---------------------------------------------------------------------------------
@@ -201,3 +221,25 @@ def replace_dir(staged: Path, target: Path) -> None:
     os.replace(fresh, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+# -- the command line ----------------------------------------------------------------------
+
+def add_backend_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """The options every installer has for the backend and for pyzmq: --backend,
+    --no-backend, --family-path, --endpoint, --offline."""
+    p.add_argument("--backend", help="the backend command (`dni`) or its Python (default: "
+                   "the `dni` next to this Python, then on PATH)")
+    p.add_argument("--no-backend", action="store_true", help="record no backend command")
+    p.add_argument("--family-path", action="append", default=[],
+                   help=f"extra family folder for the backend the {what} starts")
+    p.add_argument("--endpoint", help="backend endpoint (default tcp://127.0.0.1:5557)")
+    p.add_argument("--offline", action="store_true",
+                   help="no downloads: vendor this Python's own pyzmq")
+
+
+def check_platforms(p: argparse.ArgumentParser, platforms: Sequence[str]) -> None:
+    """Exit with a usage error (status 2) for a platform tag not in PLATFORMS."""
+    unknown = [x for x in platforms if x not in PLATFORMS]
+    if unknown:
+        p.error(f"unknown platform {unknown[0]!r}; pick from {', '.join(PLATFORMS)}")

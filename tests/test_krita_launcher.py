@@ -284,9 +284,11 @@ def test_vendor_tags() -> None:
     assert vendor.python_tag((3, 13), "win32", "AMD64") == "cp313-win_amd64"
     assert vendor.python_tag((3, 10), "darwin", "arm64") == "cp310-macosx_arm64"
     inst = _load_installer()
+    # The plugin's folder names are the ones the installer vendors for (plugin_common).
     assert {vendor.platform_tag(s, m) for s, m in [("linux", "x86_64"), ("linux", "aarch64"),
                                                    ("win32", "AMD64"), ("darwin", "x86_64"),
-                                                   ("darwin", "arm64")]} == set(inst.PLATFORMS)
+                                                   ("darwin", "arm64")]} == set(
+        inst.common.PLATFORMS)
 
 
 # -- the plugin's Connection against the real backend ---------------------------------------
