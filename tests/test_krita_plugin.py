@@ -329,6 +329,14 @@ def test_weights_must_be_convex(app):
         dni_krita.run_filter("tiny", weights=[0.5, 0.6])
     with pytest.raises(dni_krita.DNIError, match="2 weights"):
         dni_krita.run_filter("tiny", weights=[1.0])
+    # The rules are dni_client.filter_options.check_choice's (as in GIMP) ...
+    with pytest.raises(dni_krita.DNIError, match="at least 0"):
+        dni_krita.run_filter("tiny", weights=[-0.5, 1.5])
+    with pytest.raises(dni_krita.DNIError, match="at least 0"):
+        dni_krita.run_filter("tiny", weights=[float("nan"), 1.0])
+    # ... except that a script giving both is told so (check_choice lets weights win).
+    with pytest.raises(dni_krita.DNIError, match="not both"):
+        dni_krita.run_filter("tiny", strength=0.3, weights=[0.5, 0.5])
     assert doc.undo_log == []
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from dni_client import filter_options as fo
 from dni_client import requests as rq
 from dni_client.requests import Rect, RequestError
 
@@ -113,24 +114,12 @@ def check_layer(doc: Any, node: Any) -> rq.PixelFormat:
 def check_weights(family: dict[str, Any], strength: float | None,
                   weights: Sequence[float] | None) -> tuple[float | None,
                                                               tuple[float, ...] | None]:
-    members = len(family.get("members") or [])
+    """The shared rules (filter_options.check_choice: default strength 0.5, weights not
+    rescaled), except that giving both is an error here: a script says one or the other."""
     if strength is not None and weights is not None:
         raise RequestError("Give a strength or weights, not both.")
-    if strength is None and weights is None:
-        return 0.5, None
-    if weights is not None:
-        w = tuple(float(v) for v in weights)
-        if len(w) != members:
-            raise RequestError(f"{family['name']} has {members} members: give {members} "
-                               f"weights, not {len(w)}.")
-        if any(v < 0 for v in w) or abs(sum(w) - 1.0) > 1e-4:
-            raise RequestError("Weights must be at least 0 and sum to 1 (they are not "
-                               "rescaled for you).")
-        return None, w
-    s = float(strength)  # type: ignore[arg-type]
-    if not 0.0 <= s <= 1.0:
-        raise RequestError(f"Strength must be between 0 and 1, not {strength}.")
-    return s, None
+    choice = fo.check_choice(family, strength, weights)
+    return choice.strength, choice.weights
 
 
 def _strength_map_bytes(doc: Any, source: Any, crop: Rect, node: Any) -> bytes:
