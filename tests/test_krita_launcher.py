@@ -291,6 +291,26 @@ def test_vendor_tags() -> None:
         inst.common.PLATFORMS)
 
 
+
+def test_platform_tags_agree_between_installer_and_plugins() -> None:
+    """The tag logic stands three times on purpose: in plugin_common (the installers) and
+    in each host's path module (dni_krita/vendor.py, dni_gimp_paths.py), which must run
+    before dni_client or pyzmq can be imported. The three must name the same folders."""
+    modules = {}
+    for name, folder in [("vendor", ROOT / "plugin" / "krita" / "dni_krita"),
+                         ("dni_gimp_paths", ROOT / "plugin" / "gimp" / "dni-filters")]:
+        sys.path.insert(0, str(folder))
+        try:
+            modules[name] = __import__(name)
+        finally:
+            sys.path.pop(0)
+    common = _load_installer().common
+    for system in ("linux", "win32", "darwin", "cygwin"):
+        for machine in ("x86_64", "AMD64", "x64", "aarch64", "arm64", "ARM64", "i686"):
+            tags = {m.platform_tag(system, machine) for m in modules.values()}
+            assert tags == {common.platform_tag(system, machine)}, (system, machine, tags)
+
+
 # -- the plugin's Connection against the real backend ---------------------------------------
 
 @pytest.mark.parametrize("curve", [False, True], ids=["plain", "curve"])
