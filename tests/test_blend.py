@@ -149,3 +149,21 @@ def test_a_new_blender_starts_as_the_first_member() -> None:
     assert blender.current == (1.0, 0.0)
     for key, value in model.state_dict().items():
         assert torch.equal(value, states[0][key])
+
+
+def test_channels_last_layout_keeps_values_and_is_channels_last() -> None:
+    states = member_states(3)
+    model = NormNet().eval()
+    blender = Blender(model, states, channels_last=True)
+    blender.set_weights([0.2, 0.3, 0.5])
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    reference = interpolate(states, [0.2, 0.3, 0.5])
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, reference[key], rtol=1e-6, atol=1e-7)
+    blender.set_weights([0.0, 1.0, 0.0])
+    plain = NormNet().eval()
+    plain.load_state_dict(states[1])
+    x = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x.contiguous(memory_format=torch.channels_last)),
+                                   plain(x), rtol=1e-5, atol=1e-5)

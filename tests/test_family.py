@@ -229,3 +229,19 @@ def test_super_resolution_outside_the_mask_is_the_bicubic_input(tiny_family_dir)
     outside[70:170, 70:170] = False  # the mask, its soft resized edge and some margin
     assert np.abs(out[outside].astype(int) - expected[outside].astype(int)).max() <= 1
     assert np.abs(out[90:150, 90:150].astype(int) - expected[90:150, 90:150]).mean() > 1
+
+
+def test_reduced_precision_on_the_cpu(tiny) -> None:
+    from dni.device import bf16_fast_on_cpu
+
+    with pytest.raises(DNIError, match="fp16 is for GPUs"):
+        tiny.apply(photo(), strength=0.5, precision="fp16")
+    exact = tiny.apply(photo(), strength=0.5).astype(int)
+    fast = tiny.apply(photo(), strength=0.5, precision="bf16").astype(int)
+    # bfloat16 keeps 8 bits of mantissa: within a few levels of 255
+    assert np.abs(fast - exact).mean() < 1.0 and np.abs(fast - exact).max() <= 8
+    same = tiny.apply(photo(), strength=0.5, precision="fast").astype(int)
+    if bf16_fast_on_cpu():
+        assert np.array_equal(same, fast)
+    else:  # no native bf16 here: "fast" stays float32
+        assert np.array_equal(same, exact)

@@ -47,8 +47,11 @@ class Blender:
     """Writes convex combinations of member weights into one live model."""
 
     def __init__(self, model: nn.Module, member_states: Sequence[StateDict],
-                 cache_bytes: int = 256 * 2**20) -> None:
+                 cache_bytes: int = 256 * 2**20, channels_last: bool = False) -> None:
         self.model = model
+        # 4-D weights laid out channels-last inside the flat buffer: convolutions on
+        # channels-last activations then need no weight reorder (a large win on CPUs).
+        self.channels_last = channels_last
         self.count = len(member_states)
         self._groups: list[tuple[torch.Tensor, torch.Tensor]] = []  # (flat, stacked)
         self._current: tuple[float, ...] | None = None
@@ -83,9 +86,16 @@ class Blender:
             offset = 0
             for name, (owner, attr, is_param), tensor in entries:
                 n = tensor.numel()
+                last = self.channels_last and tensor.dim() == 4
                 for row, state in enumerate(member_states):
-                    stacked[row, offset:offset + n].copy_(state[name].reshape(-1))
-                view = flat[offset:offset + n].view(tensor.shape)
+                    value = state[name].permute(0, 2, 3, 1) if last else state[name]
+                    stacked[row, offset:offset + n].copy_(value.reshape(-1))
+                view = flat[offset:offset + n]
+                if last:  # (out, h, w, in) in memory, (out, in, h, w) to the model
+                    out_c, in_c, kh, kw = tensor.shape
+                    view = view.view(out_c, kh, kw, in_c).permute(0, 3, 1, 2)
+                else:
+                    view = view.view(tensor.shape)
                 if is_param:
                     owner._parameters[attr].data = view
                 else:

@@ -32,7 +32,8 @@ def _add_family_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family-path", type=Path, action="append", default=[],
                    help="extra folder to search for families (repeatable)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fast", "fp32", "fp16", "bf16"],
+                   help="auto: fp16 on GPUs, fp32 on CPUs; fast: bf16 on CPUs that have it")
     p.add_argument("--tile", type=int, help="tile size in pixels (default: from free memory)")
 
 

@@ -48,12 +48,30 @@ def is_out_of_memory(exc: BaseException) -> bool:
                                               or "can't allocate memory" in text)
 
 
+def bf16_fast_on_cpu() -> bool:
+    """True where oneDNN runs bfloat16 convolutions natively (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The reduced precision to run under, or None for float32."""
-    if precision == "fp32" or device.type != "cuda":
+    """The reduced precision to run under, or None for float32.
+
+    auto: fp16 on CUDA, float32 elsewhere. fast: the quickest reduced precision the
+    device has (fp16 on CUDA, bf16 on CPUs with native bf16, else float32); the server
+    uses it for previews.
+    """
+    if precision not in ("auto", "fast", "fp32", "fp16", "bf16"):
+        raise DNIError(f"unknown precision {precision!r}; use auto, fast, fp32, fp16 or bf16")
+    if precision == "fp32":
         return None
-    if precision == "bf16":
+    if device.type == "cuda":
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+    if device.type == "cpu" and (precision == "bf16"
+                                 or precision == "fast" and bf16_fast_on_cpu()):
         return torch.bfloat16
-    if precision in ("fp16", "auto"):
-        return torch.float16
-    raise DNIError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+    if precision == "fp16" and device.type == "cpu":
+        raise DNIError("fp16 is for GPUs; on a CPU use bf16 or fp32")
+    return None

@@ -55,7 +55,8 @@ class Engine:
             weights: Sequence[float] | None = None, mask: np.ndarray | None = None,
             strength_map: np.ndarray | None = None, mode: str = "network",
             tile: int | None = None, progress: Progress | None = None,
-            cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+            cancelled: Callable[[], bool] | None = None,
+            precision: str | None = None) -> np.ndarray:
         return self.family(family).apply(
             image, strength=strength, weights=weights, mask=mask, strength_map=strength_map,
-            mode=mode, tile=tile, progress=progress, cancelled=cancelled)
+            mode=mode, tile=tile, progress=progress, cancelled=cancelled, precision=precision)

@@ -75,12 +75,12 @@ class Family:
         self.size_multiple = multiple or _probe_size_multiple(model, manifest.scale)
         self.model = model.to(self.device)
         if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
-        self.blender = Blender(self.model, states)
+        self.blender = Blender(self.model, states, channels_last=True)
         # Checked before every convolution too, so that a cancel (a newer preview) does
         # not wait for a whole tile: a big tile on a CPU takes seconds.
         self._cancelled: Callable[[], bool] | None = None
+        self._call_autocast = self.autocast
         for module in self.model.modules():
             if isinstance(module, nn.Conv2d):
                 module.register_forward_pre_hook(self._check_cancel)
@@ -131,8 +131,11 @@ class Family:
               weights: Sequence[float] | None = None, mask: np.ndarray | None = None,
               strength_map: np.ndarray | None = None, mode: str = "network",
               tile: int | None = None, progress: Progress | None = None,
-              cancelled: Callable[[], bool] | None = None) -> np.ndarray:
-        """Filter `image` (HxW[xC], uint8/uint16/float) and return it in the same format."""
+              cancelled: Callable[[], bool] | None = None,
+              precision: str | None = None) -> np.ndarray:
+        """Filter `image` (HxW[xC], uint8/uint16/float) and return it in the same format.
+
+        `precision` overrides the family's for this call (see device.autocast_dtype)."""
         if mode not in ("network", "pixel"):
             raise DNIError(f"mode must be 'network' or 'pixel', not {mode!r}")
         if strength_map is not None and weights is not None:
@@ -151,6 +154,8 @@ class Family:
         while True:
             writer = imaging.Writer(image, fmt, self.scale, unit_mask)
             self._cancelled = cancelled
+            self._call_autocast = self.autocast if precision is None else \
+                autocast_dtype(self.device, precision)
             try:
                 self._stream(image, passes, side, unit_mask, unit_map, writer, progress,
                              cancelled)
@@ -237,10 +242,9 @@ class Family:
         if pad_h or pad_w:
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        if self.autocast is not None:
-            with torch.autocast(self.device.type, dtype=self.autocast):
+        x = x.contiguous(memory_format=torch.channels_last)
+        if self._call_autocast is not None:
+            with torch.autocast(self.device.type, dtype=self._call_autocast):
                 y = self.model(x)
         else:
             y = self.model(x)
