@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .family import Family
 
-LABEL_HEIGHT = 18
+LABEL_HEIGHT = 20
 GAP = 4
 
 
@@ -38,7 +38,7 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], strengths: list[floa
                   low: str, high: str) -> Image.Image:
     cells = [[Image.fromarray(_rgb8(a)) for a in images] for _, images in rows]
     cell_w, cell_h = cells[0][0].size
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=14)
     label_w = 60
     width = label_w + len(strengths) * (cell_w + GAP)
     height = LABEL_HEIGHT * 2 + len(rows) * (cell_h + GAP)
