@@ -78,8 +78,8 @@ def percentile(values: list[float], q: float) -> float:
 def measure(family: str, side: int, moves: int, interval: float, device: str) -> dict:
     with running_server(device=device) as endpoint, Client(endpoint, timeout=120) as client:
         pixels = crop_bytes(side)
-        for s in (0.0, 0.5, 1.0):  # load the family, warm the kernels
-            client.run(family, side, side, "rgba8", pixels, strength=s)
+        for s in (0.0, 0.5, 1.0):  # load the family, warm the (reduced-precision) kernels
+            client.run(family, side, side, "rgba8", pixels, strength=s, preview=True)
         single = []
         for s in np.linspace(0.1, 0.9, 5):
             start = time.perf_counter()
