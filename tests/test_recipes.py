@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -51,6 +53,23 @@ def test_super_resolve_smoke_gives_spandrel_compact_members(tmp_path: Path) -> N
     for f in files:
         model = build_model("auto", {}, read_state_dict(f))
         assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+
+
+def test_continuing_a_member_extends_its_training_record(tmp_path: Path) -> None:
+    super_resolve.main(["--smoke", "--member", "faithful", "--out", str(tmp_path)])
+    record_path = tmp_path / "super-resolve" / "training.json"
+    first = json.loads(record_path.read_text())["members"]["faithful"]
+    shipped = tmp_path / "faithful-v1.safetensors"
+    shutil.copyfile(tmp_path / "super-resolve" / "faithful.safetensors", shipped)
+    super_resolve.main(["--smoke", "--member", "faithful", "--out", str(tmp_path),
+                        "--runs", str(tmp_path / "runs2"), "--continue-from", str(shipped),
+                        "--steps", "3"])
+    record = json.loads(record_path.read_text())["members"]["faithful"]
+    assert record["init_from"] == str(shipped)
+    assert record["earlier"] == [first]
+    assert record["steps"] == first["steps"] + 3
+    with pytest.raises(SystemExit):
+        super_resolve.main(["--smoke", "--continue-from", str(shipped)])
 
 
 def test_stylize_smoke_trains_three_styles_and_the_stroke_pair(tmp_path: Path) -> None:

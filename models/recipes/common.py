@@ -7,6 +7,7 @@ elapsed / budget), so a run squeezed by a busy CPU still anneals and ends on tim
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -200,9 +201,19 @@ class Trainer:
 
 
 def write_training_record(path: Path, cfg: RunConfig, result: dict[str, Any],
-                          notes: dict[str, Any] | None = None) -> None:
-    """Append/replace this member's entry in the family's training.json."""
+                          notes: dict[str, Any] | None = None, continues: bool = False) -> None:
+    """Append/replace this member's entry in the family's training.json.
+
+    A run that `continues` the member keeps the earlier runs under "earlier", and its steps
+    and seconds are the totals, so the record still says what the shipped weights cost.
+    """
     record: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"members": {}}
+    old = record["members"].get(cfg.member)
+    if continues and old:
+        earlier = old.pop("earlier", []) + [old]
+        result = {**result, "steps": result["steps"] + sum(r["steps"] for r in earlier),
+                  "seconds": round(result["seconds"] + sum(r["seconds"] for r in earlier), 1),
+                  "earlier": earlier}
     record["members"][cfg.member] = {
         **asdict(cfg), **result, "threads": torch.get_num_threads(),
         "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
@@ -218,3 +229,25 @@ def setup_threads(threads: int = 1) -> None:
         os.nice(0)
     except OSError:
         pass
+
+
+def recipe_parser(doc: str | None, choices: list[str]) -> argparse.ArgumentParser:
+    """The options every recipe takes; `choices` are the values --member accepts."""
+    p = argparse.ArgumentParser(description=doc)
+    p.add_argument("--member", default="all", choices=choices)
+    p.add_argument("--minutes", type=float, help="time budget per member")
+    p.add_argument("--steps", type=int, help="step budget per member")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--smoke", action="store_true",
+                   help="a few steps of a tiny net on synthetic images")
+    p.add_argument("--out", type=Path, default=ROOT, help="where the families are written")
+    p.add_argument("--runs", type=Path, help="where checkpoints go (default: models/runs)")
+    return p
+
+
+def parse_recipe_args(p: argparse.ArgumentParser, argv: list[str] | None,
+                      ) -> tuple[argparse.Namespace, Path]:
+    """Parse, set the thread count, and return the arguments and the checkpoint folder."""
+    args = p.parse_args(argv)
+    setup_threads(args.threads)
+    return args, args.runs or (args.out / "runs" if args.smoke else RUNS)

@@ -12,7 +12,6 @@ Sec. 3.2), so that interpolating the members' weights gives in-between noise lev
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -26,7 +25,7 @@ ARCH = {"features": 64, "layers": 10}
 SMOKE_ARCH = {"features": 8, "layers": 3}
 # member -> (sigma, parent member or None, default minutes, default lr)
 MEMBERS: dict[str, tuple[float, str | None, float, float]] = {
-    "sigma25": (25, None, 40, 1e-3),
+    "sigma25": (25, None, 40, 5e-4),
     "sigma15": (15, "sigma25", 14, 2e-4),
     "sigma50": (50, "sigma25", 14, 2e-4),
 }
@@ -49,7 +48,7 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
         lr=lr, batch=4 if smoke else 16, patch=32 if smoke else 64,
         init_from=str(member_path(out, parent)) if parent else None,
         warmup=0 if (parent or smoke) else 200, seed={"sigma25": 0}.get(member, 1),
-        extra={"sigma": sigma, "arch": arch, "loss": "L1", "noise": "AWGN unclipped"})
+        extra={"sigma": sigma, "arch": arch, "loss": "MSE", "noise": "AWGN unclipped"})
     torch.manual_seed(cfg.seed)
     model = archs.build("dni-denoise", arch)
     if parent:
@@ -63,11 +62,11 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
     def step(_: int, __: float) -> dict[str, float]:
         clean = sampler(cfg.batch)
         noisy = clean + torch.randn(clean.shape, generator=noise_gen) * (sigma / 255.0)
-        loss = F.l1_loss(model(noisy), clean)
+        loss = F.mse_loss(model(noisy), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"l1": loss.item()}
+        return {"mse": loss.item()}
 
     trainer = common.Trainer(cfg, model, {"adam": opt}, runs / "denoise" / member)
     result = trainer.run(step, on_save=lambda: common.export_member(model, target))
@@ -77,18 +76,8 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--member", default="all",
-                   choices=["all", "refs", *MEMBERS, *REFERENCES])
-    p.add_argument("--minutes", type=float)
-    p.add_argument("--steps", type=int)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--smoke", action="store_true")
-    p.add_argument("--out", type=Path, default=common.ROOT)
-    p.add_argument("--runs", type=Path)
-    args = p.parse_args(argv)
-    common.setup_threads(args.threads)
-    runs = args.runs or (args.out / "runs" if args.smoke else common.RUNS)
+    p = common.recipe_parser(__doc__, ["all", "refs", *MEMBERS, *REFERENCES])
+    args, runs = common.parse_recipe_args(p, argv)
     order = {"all": list(MEMBERS), "refs": list(REFERENCES)}.get(args.member, [args.member])
     for member in order:
         train_member(member, args.out, runs, args.minutes, args.steps, args.smoke)

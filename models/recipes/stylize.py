@@ -16,7 +16,6 @@ and a little total variation. No pretrained network is involved.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
@@ -124,17 +123,8 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--member", default="all", choices=["all", *MEMBERS])
-    p.add_argument("--minutes", type=float)
-    p.add_argument("--steps", type=int)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--smoke", action="store_true")
-    p.add_argument("--out", type=Path, default=common.ROOT)
-    p.add_argument("--runs", type=Path)
-    args = p.parse_args(argv)
-    common.setup_threads(args.threads)
-    runs = args.runs or (args.out / "runs" if args.smoke else common.RUNS)
+    p = common.recipe_parser(__doc__, ["all", *MEMBERS])
+    args, runs = common.parse_recipe_args(p, argv)
     for member in (list(MEMBERS) if args.member == "all" else [args.member]):
         train_member(member, args.out, runs, args.minutes, args.steps, args.smoke)
 

@@ -13,7 +13,6 @@ Degradation: bicubic ×4 downscaling with antialiasing.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -47,21 +46,22 @@ def member_path(out: Path, member: str) -> Path:
 
 
 def train_member(member: str, out: Path, runs: Path, minutes: float | None, steps: int | None,
-                 smoke: bool) -> None:
-    parent, default_minutes, lr = MEMBERS[member]
+                 smoke: bool, start: Path | None = None, lr: float | None = None) -> None:
+    parent, default_minutes, default_lr = MEMBERS[member]
+    lr = lr or default_lr
     arch = SMOKE_ARCH if smoke else ARCH
     cfg = common.RunConfig(
         family="super-resolve", member=member, steps=steps or (4 if smoke else 200_000),
         minutes=minutes if minutes is not None else (0.5 if smoke else default_minutes),
         lr=lr, batch=4 if smoke else 16, patch=32 if smoke else 128,
-        init_from=str(member_path(out, parent)) if parent else None,
-        warmup=0 if (parent or smoke) else 200, seed=0 if parent is None else 1,
+        init_from=str(start or member_path(out, parent)) if (start or parent) else None,
+        warmup=0 if (parent or smoke or start) else 200, seed=0 if parent is None else 1,
         extra={"arch": arch, "scale": SCALE, "degradation": "bicubic antialias",
                "loss": "L1 + 0.1 MSE" if parent is None else f"weights {GAN_WEIGHTS}, RaGAN"})
     torch.manual_seed(cfg.seed)
     gen = build_generator(arch)
-    if parent:
-        common.load_member_into(gen, member_path(out, parent))
+    if start or parent:
+        common.load_member_into(gen, start or member_path(out, parent))
     opts: dict[str, torch.optim.Optimizer] = {
         "g": torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.9, 0.99))}
     disc: losses.PatchDiscriminator | None = None
@@ -112,23 +112,22 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
     trainer = common.Trainer(cfg, both, opts, runs / "super-resolve" / member)
     result = trainer.run(step_gan if parent else step_l1,
                          on_save=lambda: common.export_member(gen, target))
-    common.write_training_record(out / "super-resolve" / "training.json", cfg, result)
+    common.write_training_record(out / "super-resolve" / "training.json", cfg, result,
+                                 continues=start is not None)
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--member", default="all", choices=["all", *MEMBERS])
-    p.add_argument("--minutes", type=float)
-    p.add_argument("--steps", type=int)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--smoke", action="store_true")
-    p.add_argument("--out", type=Path, default=common.ROOT)
-    p.add_argument("--runs", type=Path)
-    args = p.parse_args(argv)
-    common.setup_threads(args.threads)
-    runs = args.runs or (args.out / "runs" if args.smoke else common.RUNS)
+    p = common.recipe_parser(__doc__, ["all", *MEMBERS])
+    p.add_argument("--continue-from", type=Path, metavar="FILE",
+                   help="start the member from these weights (e.g. the shipped file, to train "
+                        "it longer) with a fresh optimiser; its training record is extended")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the member's)")
+    args, runs = common.parse_recipe_args(p, argv)
+    if args.continue_from and args.member == "all":
+        p.error("--continue-from needs one --member")
     for member in (list(MEMBERS) if args.member == "all" else [args.member]):
-        train_member(member, args.out, runs, args.minutes, args.steps, args.smoke)
+        train_member(member, args.out, runs, args.minutes, args.steps, args.smoke,
+                     args.continue_from, args.lr)
 
 
 if __name__ == "__main__":
