@@ -51,10 +51,11 @@ def drag_latencies(client: Client, family: str, side: int, moves: int,
             i += 1
             next_send += interval
         for event in client.poll(timeout_ms=2):
-            if event.kind in ("result", "error"):
+            # A superseded position gets an error at once; it is served by a later result.
+            if event.kind == "result":
                 answered[event.job_id] = time.perf_counter()
-                if event.kind == "error" and event.header.get("code") != "superseded":
-                    raise RuntimeError(event.header)
+            elif event.kind == "error" and event.header.get("code") != "superseded":
+                raise RuntimeError(event.header)
     return _latencies(sent, answered)
 
 
