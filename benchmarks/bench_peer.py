@@ -6,6 +6,7 @@ inference (`RealESRGANer`) and through ours, same tile size, measured side by si
 Real-ESRGAN is installed for this benchmark only, outside the project's environment:
     .venv/bin/pip install --no-deps --target .bench-peer realesrgan basicsr \\
         opencv-python-headless scipy pyyaml
+    .venv/bin/pip install --target .bench-peer requests     # basicsr imports it
 Seam error = the largest difference between a tiled run and the same tool's untiled run.
 """
 
