@@ -459,7 +459,7 @@ def stylize_section(lines: list[str]) -> dict[str, object]:
             w = [0.0] * n
             w[a] += 1 - t
             w[b] += t
-            row.append((f"{labels[a]}→{labels[b]} {t:.2f}", to_pil(fam.run(content, weights=w))))
+            row.append((f"{labels[a]} > {labels[b]} {t:.2f}", to_pil(fam.run(content, weights=w))))
         rows.append(row)
     mix = [("1/3 each", to_pil(fam.run(content, weights=[0.3334, 0.3333, 0.3333])))]
     for w in ([0.6, 0.2, 0.2], [0.2, 0.6, 0.2], [0.2, 0.2, 0.6], [0.5, 0.0, 0.5]):
