@@ -62,8 +62,3 @@ def strength_to_weights(strength: float, positions: Sequence[float]) -> tuple[fl
             break
     return tuple(weights)
 
-
-def weights_to_strength(weights: Sequence[float], positions: Sequence[float]) -> float:
-    """The point on the axis that a weighting lands on (its weighted mean position)."""
-    stops = normalised_positions(positions)
-    return math.fsum(w * p for w, p in zip(weights, stops, strict=True))

@@ -94,7 +94,6 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     vanished: bool = False
     tiles_after_cancel: int = 0
-    submitted: float = field(default_factory=time.monotonic)
 
     @property
     def key(self) -> tuple[tuple[bytes, ...], str]:
