@@ -166,6 +166,7 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
          "--nosplash"], env=_clean_env(home, out, conf), capture_output=True, text=True,
         timeout=180)
     elapsed = time.monotonic() - start
+    out.mkdir(exist_ok=True)
     (out / "krita-stderr.log").write_text(proc.stderr)  # for debugging a failure
     results_file = out / "results.json"
     assert results_file.exists(), (
