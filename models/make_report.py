@@ -156,9 +156,13 @@ def training_summary(family: str) -> str:
     if not path.exists():
         return "_no training record_"
     rec = json.loads(path.read_text())["members"]
-    rows = [(m, r.get("init_from") and Path(r["init_from"]).stem or "scratch", r["steps"],
-             f"{r['seconds'] / 60:.1f}", r["batch"], r["patch"], r["lr"])
-            for m, r in rec.items()]
+    rows = []
+    for m, r in rec.items():
+        first = (r.get("earlier") or [r])[0]  # a continued member: where its first run began
+        start = first.get("init_from") and Path(first["init_from"]).stem or "scratch"
+        runs = f" (+{len(r['earlier'])} continued run)" if r.get("earlier") else ""
+        rows.append((m, start + runs, r["steps"], f"{r['seconds'] / 60:.1f}", r["batch"],
+                     r["patch"], f"{r['lr']:g}"))
     return table(["member", "fine-tuned from", "steps", "minutes", "batch", "patch", "lr"], rows)
 
 
