@@ -545,16 +545,18 @@ def main(argv: list[str] | None = None) -> None:
 def compute_summary() -> str:
     """Training images and CPU time per family, read from the training records."""
     train = len(list((data.IMAGES / "train").glob("*.png")))
-    parts = []
+    parts, threads = [], set()
     for family in ("denoise", "super-resolve", "stylize", "stylize-stroke"):
         path = MODELS / family / "training.json"
         if path.exists():
             rec = json.loads(path.read_text())["members"].values()
             minutes = sum(r["seconds"] for r in rec) / 60
             steps = sum(r["steps"] for r in rec)
+            threads |= {r["threads"] for r in rec}
             parts.append(f"{family} {minutes:.0f} min / {steps} steps")
-    return (f"Training: {train} photos (models/recipes/data.py), one CPU thread per run on a "
-            "shared 2-core machine, no GPU. CPU time per family (all members): "
+    counts = " or ".join(str(t) for t in sorted(threads))
+    return (f"Training: {train} photos (models/recipes/data.py), {counts} CPU thread(s) per "
+            "run on a shared 2-core machine, no GPU. Wall time per family (all members): "
             + "; ".join(parts) + ".")
 
 
