@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dni.blend import Blender, interpolate
+from dni.blend import EXACT_EVERY, Blender, interpolate
 from dni.errors import IncompatibleModels, WeightsError
 
 
@@ -167,3 +167,56 @@ def test_channels_last_layout_keeps_values_and_is_channels_last() -> None:
     with torch.inference_mode():
         torch.testing.assert_close(model(x.contiguous(memory_format=torch.channels_last)),
                                    plain(x), rtol=1e-5, atol=1e-5)
+
+
+def _assert_at(model: nn.Module, states: list[dict[str, torch.Tensor]], t: float,
+               ulps: float) -> None:
+    """Live float tensors equal (1 - t) A + t B to within `ulps` units of their scale."""
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            exact = (1 - t) * states[0][key].double() + t * states[1][key].double()
+            scale = exact.abs().max().clamp_min(1e-30)
+            err = (value.double() - exact).abs().max() / scale
+            assert err <= ulps * torch.finfo(value.dtype).eps, (key, float(err))
+
+
+def test_a_slider_drag_steps_in_place_and_stays_exact_to_a_few_ulps() -> None:
+    states = member_states(2)
+    model, blender = live_model(states)
+    blender.set_weights([0.9, 0.1])  # a jump onto the pair: one exact lerp, no deltas yet
+    assert blender._deltas is None
+    ts = torch.rand(200, generator=torch.Generator().manual_seed(0)).tolist()
+    for t in ts:
+        blender.set_weights([1 - t, t])
+        _assert_at(model, states, t, ulps=2 * EXACT_EVERY)
+    assert blender._deltas is not None  # the drag kept B - A and stepped along it
+    blender.set_weights([0.0, 1.0])  # a member is still bit for bit, after any drag
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            assert torch.equal(value, states[1][key])
+
+
+def test_in_place_steps_are_bounded_by_periodic_exact_lerps(monkeypatch) -> None:
+    states = member_states(2)
+    model, blender = live_model(states)
+    lerps = []
+    real_lerp = torch.lerp
+    monkeypatch.setattr(torch, "lerp", lambda *a, **k: (lerps.append(1), real_lerp(*a, **k))[1])
+    moves = 3 * (EXACT_EVERY + 1)
+    for k in range(moves):
+        t = 0.05 + 0.9 * k / moves
+        blender.set_weights([1 - t, t])
+    groups = len(blender._groups)
+    assert len(lerps) == 3 * groups  # one exact lerp, then EXACT_EVERY steps, and again
+
+
+def test_half_precision_groups_always_lerp() -> None:
+    states = [{k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}
+              for sd in member_states(2)]
+    model = NormNet().eval().half()
+    blender = Blender(model, states)
+    for t in (0.2, 0.4, 0.6):
+        blender.set_weights([1 - t, t])
+        expected = torch.lerp(states[0]["conv.weight"], states[1]["conv.weight"], t)
+        assert torch.equal(model.conv.weight, expected)
+    assert blender._deltas is None

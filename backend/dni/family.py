@@ -211,6 +211,7 @@ class Family:
             end = rows[start][0].dst[1]
             acc = np.zeros((3, end - carry_from, out_width), dtype=np.float32)
             acc[:, :carry.shape[1]] = carry
+            acc_t = torch.from_numpy(acc)  # the same memory: torch adds on every core
             for job in passes:
                 for t in rows[start]:
                     if cancelled is not None and cancelled():
@@ -222,9 +223,11 @@ class Family:
                         y0, y1, x0, x1 = t.dst
                         result = self._forward(image, t)
                         weight = t.weights() * coef
-                        if not np.all(weight == 1.0):  # most of a big tile is all ones
-                            result *= weight[None]
-                        acc[:, y0 - carry_from:y1 - carry_from, x0:x1] += result
+                        target = acc_t[:, y0 - carry_from:y1 - carry_from, x0:x1]
+                        if np.all(weight == 1.0):  # e.g. one tile covering the image
+                            target += result
+                        else:
+                            target.addcmul_(result, torch.from_numpy(weight))
                     done += 1
                     if progress is not None:
                         progress(done / total, "inference")
@@ -233,7 +236,8 @@ class Family:
             carry, carry_from = acc[:, final_to - carry_from:], final_to
 
     @torch.inference_mode()
-    def _forward(self, image: np.ndarray, t: Tile) -> np.ndarray:
+    def _forward(self, image: np.ndarray, t: Tile) -> torch.Tensor:
+        """The tile's output over its dst box: float32 (3, h, w) on the CPU."""
         sy0, sy1, sx0, sx1 = t.src
         x = torch.from_numpy(imaging.rgb_tile(image, t.src)).unsqueeze(0).to(self.device)
         h, w = x.shape[-2:]
@@ -252,4 +256,4 @@ class Family:
         dy0, dy1, dx0, dx1 = t.dst
         oy, ox = sy0 * s, sx0 * s
         y = y[0, :, dy0 - oy:dy1 - oy, dx0 - ox:dx1 - ox]
-        return y.float().cpu().numpy()
+        return y.float().cpu()
