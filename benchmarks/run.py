@@ -73,7 +73,8 @@ def sections(quick: bool, device: str) -> dict[str, tuple[str, Callable[[], list
     return {
         "engine": ("Interpolation and tiling", lambda: (
             bench_engine.bench_interpolation(compute, 5 if quick else 20)
-            + bench_engine.bench_tiling(compute, 1024 if quick else 2048, None))),
+            + bench_engine.bench_tiling(compute, 1024 if quick else 2048, None,
+                                        3 if quick else 9))),
         "server": ("Server transport", lambda: bench_server.measure(
             "cpu", 1024 if quick else 4096, 3 if quick else 5, 256, 10 if quick else 40)),
         "preview": ("Preview latency", lambda: bench_preview.rows(

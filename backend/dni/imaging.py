@@ -63,15 +63,16 @@ def _unit(values: np.ndarray) -> np.ndarray:
 
 
 def rgb_tile(image: np.ndarray, box: Box) -> np.ndarray:
-    """The network's input for one tile: float32 (3, h, w)."""
+    """The network's input for one tile: float32 (3, h, w), channels-last in memory (a
+    transposed view of a fresh (h, w, 3) array), which is what the convolutions want."""
     y0, y1, x0, x1 = box
     crop = image[y0:y1, x0:x1]
     if crop.ndim == 2:
         crop = crop[:, :, None]
-    planes = _unit(crop[:, :, :3]).transpose(2, 0, 1)
-    if planes.shape[0] == 1:
-        planes = np.repeat(planes, 3, axis=0)
-    return np.ascontiguousarray(planes)
+    pixels = _unit(crop[:, :, :3])
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(pixels).transpose(2, 0, 1)
 
 
 def crop_of(plane: np.ndarray) -> Callable[[Box], np.ndarray]:
