@@ -55,21 +55,25 @@ def test_super_resolve_smoke_gives_spandrel_compact_members(tmp_path: Path) -> N
         assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
 
 
-def test_continuing_a_member_extends_its_training_record(tmp_path: Path) -> None:
-    super_resolve.main(["--smoke", "--member", "faithful", "--out", str(tmp_path)])
-    record_path = tmp_path / "super-resolve" / "training.json"
-    first = json.loads(record_path.read_text())["members"]["faithful"]
-    shipped = tmp_path / "faithful-v1.safetensors"
-    shutil.copyfile(tmp_path / "super-resolve" / "faithful.safetensors", shipped)
-    super_resolve.main(["--smoke", "--member", "faithful", "--out", str(tmp_path),
-                        "--runs", str(tmp_path / "runs2"), "--continue-from", str(shipped),
-                        "--steps", "3"])
-    record = json.loads(record_path.read_text())["members"]["faithful"]
+@pytest.mark.parametrize("recipe, family, member", [
+    (super_resolve, "super-resolve", "faithful"), (denoise, "denoise", "sigma25")])
+def test_continuing_a_member_extends_its_training_record(tmp_path: Path, recipe, family: str,
+                                                         member: str) -> None:  # noqa: ANN001
+    recipe.main(["--smoke", "--member", member, "--out", str(tmp_path)])
+    record_path = tmp_path / family / "training.json"
+    first = json.loads(record_path.read_text())["members"][member]
+    shipped = tmp_path / f"{member}-v1.safetensors"
+    shutil.copyfile(tmp_path / family / f"{member}.safetensors", shipped)
+    recipe.main(["--smoke", "--member", member, "--out", str(tmp_path),
+                 "--runs", str(tmp_path / "runs2"), "--continue-from", str(shipped),
+                 "--steps", "3", "--lr", "1e-5"])
+    record = json.loads(record_path.read_text())["members"][member]
     assert record["init_from"] == str(shipped)
+    assert record["lr"] == 1e-5
     assert record["earlier"] == [first]
     assert record["steps"] == first["steps"] + 3
     with pytest.raises(SystemExit):
-        super_resolve.main(["--smoke", "--continue-from", str(shipped)])
+        recipe.main(["--smoke", "--continue-from", str(shipped)])
 
 
 def test_stylize_smoke_trains_three_styles_and_the_stroke_pair(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
     python -m models.recipes.denoise                 # every member, in order
     python -m models.recipes.denoise --member sigma50 --minutes 12
     python -m models.recipes.denoise --member ref35  # report-only reference at sigma 35
+    python -m models.recipes.denoise --member sigma25 --lr 3e-4 \
+        --continue-from models/denoise/sigma25.safetensors     # train the base longer
     python -m models.recipes.denoise --smoke --out /tmp/x   # seconds, synthetic data
 
 Noise is additive white Gaussian noise on [0, 255] images, not clipped (the usual AWGN
@@ -39,20 +41,22 @@ def member_path(out: Path, member: str) -> Path:
 
 
 def train_member(member: str, out: Path, runs: Path, minutes: float | None, steps: int | None,
-                 smoke: bool) -> None:
-    sigma, parent, default_minutes, lr = {**MEMBERS, **REFERENCES}[member]
+                 smoke: bool, start: Path | None = None, lr: float | None = None) -> None:
+    sigma, parent, default_minutes, default_lr = {**MEMBERS, **REFERENCES}[member]
+    lr = lr or default_lr
+    init = start or (member_path(out, parent) if parent else None)
     arch = SMOKE_ARCH if smoke else ARCH
     cfg = common.RunConfig(
         family="denoise", member=member, steps=steps or (4 if smoke else 200_000),
         minutes=minutes if minutes is not None else (0.5 if smoke else default_minutes),
         lr=lr, batch=4 if smoke else 16, patch=32 if smoke else 64,
-        init_from=str(member_path(out, parent)) if parent else None,
-        warmup=0 if (parent or smoke) else 200, seed={"sigma25": 0}.get(member, 1),
+        init_from=str(init) if init else None,
+        warmup=0 if (init or smoke) else 200, seed={"sigma25": 0}.get(member, 1),
         extra={"sigma": sigma, "arch": arch, "loss": "MSE", "noise": "AWGN unclipped"})
     torch.manual_seed(cfg.seed)
     model = archs.build("dni-denoise", arch)
-    if parent:
-        common.load_member_into(model, member_path(out, parent))
+    if init:
+        common.load_member_into(model, init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     images = data.smoke_images() if smoke else data.load_folder(data.IMAGES / "train")
     sampler = common.CropSampler(images, cfg.patch, seed=cfg.seed)
@@ -72,15 +76,22 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
     result = trainer.run(step, on_save=lambda: common.export_member(model, target))
     record = out / ("report/refs/training.json" if member.startswith("ref")
                     else "denoise/training.json")
-    common.write_training_record(record, cfg, result)
+    common.write_training_record(record, cfg, result, continues=start is not None)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = common.recipe_parser(__doc__, ["all", "refs", *MEMBERS, *REFERENCES])
+    p.add_argument("--continue-from", type=Path, metavar="FILE",
+                   help="start the member from these weights (e.g. the shipped file, to train "
+                        "it longer) with a fresh optimiser; its training record is extended")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the member's)")
     args, runs = common.parse_recipe_args(p, argv)
     order = {"all": list(MEMBERS), "refs": list(REFERENCES)}.get(args.member, [args.member])
+    if args.continue_from and len(order) != 1:
+        p.error("--continue-from needs one --member")
     for member in order:
-        train_member(member, args.out, runs, args.minutes, args.steps, args.smoke)
+        train_member(member, args.out, runs, args.minutes, args.steps, args.smoke,
+                     args.continue_from, args.lr)
 
 
 if __name__ == "__main__":
