@@ -245,9 +245,23 @@ def recipe_parser(doc: str | None, choices: list[str]) -> argparse.ArgumentParse
     return p
 
 
+def add_continue_options(p: argparse.ArgumentParser) -> None:
+    """--continue-from/--lr: train one shipped member longer (see recipes/README.md)."""
+    p.add_argument("--continue-from", type=Path, metavar="FILE",
+                   help="start the member from these weights (e.g. the shipped file, to train "
+                        "it longer) with a fresh optimiser; its training record is extended")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the member's)")
+
+
+# --member values that name several members at once.
+MEMBER_GROUPS = {"all", "refs"}
+
+
 def parse_recipe_args(p: argparse.ArgumentParser, argv: list[str] | None,
                       ) -> tuple[argparse.Namespace, Path]:
     """Parse, set the thread count, and return the arguments and the checkpoint folder."""
     args = p.parse_args(argv)
+    if getattr(args, "continue_from", None) and args.member in MEMBER_GROUPS:
+        p.error("--continue-from needs one --member")
     setup_threads(args.threads)
     return args, args.runs or (args.out / "runs" if args.smoke else RUNS)

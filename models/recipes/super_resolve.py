@@ -118,13 +118,8 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
 
 def main(argv: list[str] | None = None) -> None:
     p = common.recipe_parser(__doc__, ["all", *MEMBERS])
-    p.add_argument("--continue-from", type=Path, metavar="FILE",
-                   help="start the member from these weights (e.g. the shipped file, to train "
-                        "it longer) with a fresh optimiser; its training record is extended")
-    p.add_argument("--lr", type=float, help="peak learning rate (default: the member's)")
+    common.add_continue_options(p)
     args, runs = common.parse_recipe_args(p, argv)
-    if args.continue_from and args.member == "all":
-        p.error("--continue-from needs one --member")
     for member in (list(MEMBERS) if args.member == "all" else [args.member]):
         train_member(member, args.out, runs, args.minutes, args.steps, args.smoke,
                      args.continue_from, args.lr)
