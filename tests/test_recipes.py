@@ -91,3 +91,34 @@ def test_bundled_manifests_match_the_recipes() -> None:
     assert load_manifest(ROOT / "models" / "denoise").architecture_options == denoise.ARCH
     assert load_manifest(ROOT / "models" / "stylize").architecture_options == stylize.ARCH
     assert load_manifest(ROOT / "models" / "stylize-stroke").architecture_options == stylize.ARCH
+
+
+def test_precision_option_resolves_and_refuses_bf16_without_cpu_support(monkeypatch) -> None:  # noqa: ANN001
+    from models.recipes import common
+
+    conv = torch.nn.Conv2d(3, 4, 3)
+    with common.autocast("bf16"):
+        assert conv(torch.rand(1, 3, 8, 8)).dtype == torch.bfloat16
+    with common.autocast("fp32"):
+        assert conv(torch.rand(1, 3, 8, 8)).dtype == torch.float32
+    monkeypatch.setattr(common, "cpu_has_bf16", lambda: False)
+    assert common.resolve_precision("auto") == "fp32"
+    with pytest.raises(SystemExit, match="no bf16 units"):
+        common.resolve_precision("bf16")
+    monkeypatch.setattr(common, "cpu_has_bf16", lambda: True)
+    assert common.resolve_precision("auto") == "bf16"
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+                    reason="this CPU has no bf16 units, so --precision bf16 is refused here")
+def test_denoise_bf16_run_resumes_from_its_channels_last_checkpoint(tmp_path: Path) -> None:
+    args = ["--smoke", "--member", "sigma25", "--out", str(tmp_path), "--precision", "bf16"]
+    denoise.main([*args, "--steps", "3"])
+    denoise.main([*args, "--steps", "6"])  # Adam moments saved channels-last load back
+    ckpt = tmp_path / "runs" / "denoise" / "sigma25" / "ckpt.safetensors"
+    assert "resumed at step 3" in (ckpt.parent / "log.txt").read_text()
+    record = json.loads((tmp_path / "denoise" / "training.json").read_text())["members"]
+    assert record["sigma25"]["extra"]["precision"] == "bf16"
+    sd = read_state_dict(tmp_path / "denoise" / "sigma25.safetensors")
+    assert {v.dtype for v in sd.values()} == {torch.float16}
+    assert all(v.is_contiguous() for v in sd.values())

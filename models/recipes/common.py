@@ -84,7 +84,7 @@ def save_checkpoint(path: Path, model: nn.Module, opts: dict[str, torch.optim.Op
         for idx, state in sd["state"].items():
             for key, value in state.items():
                 if isinstance(value, torch.Tensor):
-                    tensors[f"opt.{name}.{idx}.{key}"] = value.detach().reshape(value.shape).clone()
+                    tensors[f"opt.{name}.{idx}.{key}"] = value.detach().contiguous().clone()
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta), "groups": json.dumps(groups)})
     os.replace(tmp, path)
@@ -243,6 +243,30 @@ def recipe_parser(doc: str | None, choices: list[str]) -> argparse.ArgumentParse
     p.add_argument("--out", type=Path, default=ROOT, help="where the families are written")
     p.add_argument("--runs", type=Path, help="where checkpoints go (default: models/runs)")
     return p
+
+
+def add_precision_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="bf16 autocast (weights and Adam stay fp32); auto = bf16 where the "
+                        "CPU has bf16 units (AMX/AVX512-BF16), else fp32")
+
+
+def resolve_precision(choice: str) -> str:
+    if choice == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    if choice == "bf16" and not cpu_has_bf16():
+        raise SystemExit("--precision bf16: this CPU has no bf16 units (AMX/AVX512-BF16); "
+                         "use --precision fp32")
+    return choice
+
+
+def cpu_has_bf16() -> bool:
+    """oneDNN's own test: on such CPUs bf16 convolutions train 3-5x faster than fp32."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def autocast(precision: str) -> torch.autocast:
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def add_continue_options(p: argparse.ArgumentParser) -> None:

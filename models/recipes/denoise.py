@@ -41,7 +41,8 @@ def member_path(out: Path, member: str) -> Path:
 
 
 def train_member(member: str, out: Path, runs: Path, minutes: float | None, steps: int | None,
-                 smoke: bool, start: Path | None = None, lr: float | None = None) -> None:
+                 smoke: bool, start: Path | None = None, lr: float | None = None,
+                 precision: str = "fp32") -> None:
     sigma, parent, default_minutes, default_lr = {**MEMBERS, **REFERENCES}[member]
     lr = lr or default_lr
     init = start or (member_path(out, parent) if parent else None)
@@ -52,9 +53,11 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
         lr=lr, batch=4 if smoke else 16, patch=32 if smoke else 64,
         init_from=str(init) if init else None,
         warmup=0 if (init or smoke) else 200, seed={"sigma25": 0}.get(member, 1),
-        extra={"sigma": sigma, "arch": arch, "loss": "MSE", "noise": "AWGN unclipped"})
+        extra={"sigma": sigma, "arch": arch, "loss": "MSE", "noise": "AWGN unclipped",
+               "precision": precision})
     torch.manual_seed(cfg.seed)
-    model = archs.build("dni-denoise", arch)
+    # Channels-last is oneDNN's native conv layout: ~1.4x faster steps on a CPU.
+    model = archs.build("dni-denoise", arch).to(memory_format=torch.channels_last)
     if init:
         common.load_member_into(model, init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -64,9 +67,11 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
     target = member_path(out, member)
 
     def step(_: int, __: float) -> dict[str, float]:
-        clean = sampler(cfg.batch)
+        clean = sampler(cfg.batch).contiguous(memory_format=torch.channels_last)
         noisy = clean + torch.randn(clean.shape, generator=noise_gen) * (sigma / 255.0)
-        loss = F.mse_loss(model(noisy), clean)
+        with common.autocast(precision):
+            denoised = model(noisy)
+        loss = F.mse_loss(denoised.float(), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -82,11 +87,13 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
 def main(argv: list[str] | None = None) -> None:
     p = common.recipe_parser(__doc__, ["all", "refs", *MEMBERS, *REFERENCES])
     common.add_continue_options(p)
+    common.add_precision_option(p)
     args, runs = common.parse_recipe_args(p, argv)
+    precision = common.resolve_precision(args.precision)
     order = {"all": list(MEMBERS), "refs": list(REFERENCES)}.get(args.member, [args.member])
     for member in order:
         train_member(member, args.out, runs, args.minutes, args.steps, args.smoke,
-                     args.continue_from, args.lr)
+                     args.continue_from, args.lr, precision)
 
 
 if __name__ == "__main__":
