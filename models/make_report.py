@@ -160,10 +160,14 @@ def training_summary(family: str) -> str:
     for m, r in rec.items():
         first = (r.get("earlier") or [r])[0]  # a continued member: where its first run began
         start = first.get("init_from") and Path(first["init_from"]).stem or "scratch"
-        runs = f" (+{len(r['earlier'])} continued run)" if r.get("earlier") else ""
+        earlier = r.get("earlier", [])
+        runs = f" (+{len(earlier)} continued run{'s' * (len(earlier) > 1)})" if earlier else ""
+        # Runs before the recipe had --precision trained in fp32.
+        precision = ", ".join(run["extra"].get("precision", "fp32") for run in [*earlier, r])
         rows.append((m, start + runs, r["steps"], f"{r['seconds'] / 60:.1f}", r["batch"],
-                     r["patch"], f"{r['lr']:g}"))
-    return table(["member", "fine-tuned from", "steps", "minutes", "batch", "patch", "lr"], rows)
+                     r["patch"], f"{r['lr']:g}", precision))
+    return table(["member", "fine-tuned from", "steps", "minutes", "batch", "patch", "lr",
+                  "precision (per run)"], rows)
 
 
 # -- denoise -----------------------------------------------------------------------------

@@ -72,6 +72,16 @@ def test_continuing_a_member_extends_its_training_record(tmp_path: Path, recipe,
     assert record["lr"] == 1e-5
     assert record["earlier"] == [first]
     assert record["steps"] == first["steps"] + 3
+    # A second continuation keeps each run's own numbers, and the totals add up once.
+    recipe.main(["--smoke", "--member", member, "--out", str(tmp_path),
+                 "--runs", str(tmp_path / "runs3"), "--continue-from", str(shipped),
+                 "--steps", "2", "--lr", "1e-5"])
+    second_total = record
+    record = json.loads(record_path.read_text())["members"][member]
+    assert [r["steps"] for r in record["earlier"]] == [first["steps"], 3]
+    assert record["steps"] == first["steps"] + 3 + 2
+    assert record["earlier"][1]["seconds"] == pytest.approx(
+        second_total["seconds"] - first["seconds"], abs=0.11)
     with pytest.raises(SystemExit):
         recipe.main(["--smoke", "--continue-from", str(shipped)])
 

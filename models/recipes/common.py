@@ -210,7 +210,11 @@ def write_training_record(path: Path, cfg: RunConfig, result: dict[str, Any],
     record: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"members": {}}
     old = record["members"].get(cfg.member)
     if continues and old:
-        earlier = old.pop("earlier", []) + [old]
+        before = old.pop("earlier", [])
+        # The old entry's steps and seconds are totals over `before` too: keep its own.
+        own = {**old, "steps": old["steps"] - sum(r["steps"] for r in before),
+               "seconds": round(old["seconds"] - sum(r["seconds"] for r in before), 1)}
+        earlier = [*before, own]
         result = {**result, "steps": result["steps"] + sum(r["steps"] for r in earlier),
                   "seconds": round(result["seconds"] + sum(r["seconds"] for r in earlier), 1),
                   "earlier": earlier}
