@@ -6,6 +6,7 @@
     python -m models.recipes.denoise --member sigma25 --lr 3e-4 \
         --continue-from models/denoise/sigma25.safetensors     # train the base longer
     python -m models.recipes.denoise --smoke --out /tmp/x   # seconds, synthetic data
+    python -m models.recipes.denoise --precision fp32       # no bf16 autocast
 
 Noise is additive white Gaussian noise on [0, 255] images, not clipped (the usual AWGN
 benchmark). Fine-tuning from one parent is what keeps the filters correlated (paper
@@ -56,7 +57,7 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
         extra={"sigma": sigma, "arch": arch, "loss": "MSE", "noise": "AWGN unclipped",
                "precision": precision})
     torch.manual_seed(cfg.seed)
-    # Channels-last is oneDNN's native conv layout: ~1.4x faster steps on a CPU.
+    # Channels-last is oneDNN's native conv layout (benchmarks/bench_training.py).
     model = archs.build("dni-denoise", arch).to(memory_format=torch.channels_last)
     if init:
         common.load_member_into(model, init)
