@@ -243,8 +243,7 @@ def denoise_section(lines: list[str]) -> dict[str, object]:
         "is tuned per image the same way, the floor a learnt denoiser should clear. The "
         "family is evaluated at the member's own strength.", "",
         table(["sigma", "noisy", "blur (best width)", "NLM (best h)", "BM3D", "DNI family",
-               "family − BM3D",
-               "beats both"], rows), ""]
+               "family − BM3D", "beats both"], rows), ""]
 
     # In-between levels: DNI vs pixel interpolation vs a reference fine-tuned there.
     refs_dir = MODELS / "report" / "refs"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from dni import archs
 
@@ -39,6 +40,22 @@ def member_path(out: Path, member: str) -> Path:
     if member.startswith("ref"):
         return out / "report" / "refs" / f"denoise-{member}.safetensors"
     return out / "denoise" / f"{member}.safetensors"
+
+
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, clean: torch.Tensor,
+               sigma: float, precision: str, noise_gen: torch.Generator | None = None) -> float:
+    """One MSE step on `clean` crops with fresh AWGN at `sigma` (0-255); returns the loss.
+
+    benchmarks/bench_training.py times this same step.
+    """
+    noisy = clean + torch.randn(clean.shape, generator=noise_gen) * (sigma / 255.0)
+    with common.autocast(precision):
+        denoised = model(noisy)
+    loss = F.mse_loss(denoised.float(), clean)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 def train_member(member: str, out: Path, runs: Path, minutes: float | None, steps: int | None,
@@ -69,14 +86,7 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
 
     def step(_: int, __: float) -> dict[str, float]:
         clean = sampler(cfg.batch).contiguous(memory_format=torch.channels_last)
-        noisy = clean + torch.randn(clean.shape, generator=noise_gen) * (sigma / 255.0)
-        with common.autocast(precision):
-            denoised = model(noisy)
-        loss = F.mse_loss(denoised.float(), clean)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"mse": loss.item()}
+        return {"mse": train_step(model, opt, clean, sigma, precision, noise_gen)}
 
     trainer = common.Trainer(cfg, model, {"adam": opt}, runs / "denoise" / member)
     result = trainer.run(step, on_save=lambda: common.export_member(model, target))
