@@ -31,7 +31,6 @@ from safetensors.torch import save_file
 
 import dni
 from dni.device import resolve_device
-from dni.family import DEFAULT_PAD
 from dni.tiling import balanced, plan_tiles
 
 
@@ -150,7 +149,7 @@ def bench_tiling(device: str, size: int, tile: int | None, repeat: int = 9) -> l
             family.model(x).cpu()
 
     tile = tile or family.auto_tile()
-    tiles = len(plan_tiles(size, size, tile, DEFAULT_PAD))
+    tiles = len(plan_tiles(size, size, tile, family.manifest.tile_pad))
     # Seconds-long runs on a shared machine drift by +-15 %: the ratio is the median of
     # each round's tiled/untiled pair, run back to back.
     untiled_s, tiled_s = interleaved(

@@ -30,7 +30,7 @@ BATCH, PATCH = 16, 64
 
 def make_step(precision: str, channels_last: bool):  # noqa: ANN201
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = archs.build("dni-denoise", denoise.ARCH).to(memory_format=layout)
+    model = archs.build(denoise.ARCH_NAME, denoise.ARCH).to(memory_format=layout)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     clean = torch.rand(BATCH, 3, PATCH, PATCH).contiguous(memory_format=layout)
 

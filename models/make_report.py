@@ -273,7 +273,7 @@ def denoise_section(lines: list[str]) -> dict[str, object]:
         ref_path = refs_dir / f"denoise-ref{sigma}.safetensors"
         ref_score = None
         if ref_path.exists():
-            ref_model = build_model("dni-denoise", fam.manifest.architecture_options,
+            ref_model = build_model(fam.manifest.architecture, fam.manifest.architecture_options,
                                     read_state_dict(ref_path)).float()
             with torch.inference_mode():
                 ref_score = statistics.mean(psnr(ref_model(noisy(c, sigma, k)).clamp(0, 1), c)

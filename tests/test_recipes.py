@@ -35,7 +35,7 @@ def test_denoise_smoke_trains_every_member_and_resumes(tmp_path: Path) -> None:
     files = _members(tmp_path / "denoise")
     assert [f.stem for f in files] == ["sigma15", "sigma25", "sigma50"]
     sd = read_state_dict(files[0])
-    model = build_model("dni-denoise", denoise.SMOKE_ARCH, sd)
+    model = build_model(denoise.ARCH_NAME, denoise.SMOKE_ARCH, sd)
     assert model(torch.rand(1, 3, 17, 20)).shape == (1, 3, 17, 20)
     # A second run resumes from the checkpoint instead of starting over.
     ckpt = tmp_path / "runs" / "denoise" / "sigma25" / "ckpt.safetensors"

@@ -103,3 +103,47 @@ def test_cancel_stops_inside_a_tile(tiny_family_dir) -> None:
     for hook in hooks:
         hook.remove()
     assert family.apply(photo(), strength=0.5).shape == photo().shape  # still usable
+
+
+def _with_manifest_line(source, target, line: str):  # noqa: ANN001, ANN202
+    import shutil
+
+    shutil.copytree(source, target)
+    manifest = target / "family.toml"
+    manifest.write_text(manifest.read_text().replace("scale = 1", f"scale = 1\n{line}", 1))
+    return target
+
+
+def test_tile_pad_from_the_manifest_sets_the_context(tiny_family_dir, tmp_path) -> None:
+    """With no context (tile_pad = 0) the tiny net's 3 px reach shows at tile borders."""
+    import dni
+
+    image = photo().astype(np.float32) / 255.0
+    bare = dni.load_family(_with_manifest_line(tiny_family_dir / "tiny", tmp_path / "tiny",
+                                               "tile_pad = 0"))
+    assert bare.manifest.tile_pad == 0
+    whole = bare.apply(image, strength=0.4, tile=4096)
+    assert np.abs(bare.apply(image, strength=0.4, tile=32) - whole).max() > 1e-3
+
+
+@pytest.mark.parametrize("value", ["-1", "300", "2.5", '"wide"', "true"])
+def test_bad_tile_pad_is_refused(tiny_family_dir, tmp_path, value: str) -> None:
+    from dni.errors import FamilyError
+    from dni.manifest import load_manifest
+
+    folder = _with_manifest_line(tiny_family_dir / "tiny", tmp_path / "tiny", f"tile_pad = {value}")
+    with pytest.raises(FamilyError, match="tile_pad must be a whole number of pixels"):
+        load_manifest(folder)
+
+
+def test_tile_memory_estimate_counts_activations_at_their_resolution() -> None:
+    """A U-Net's widest layers run at 1/8 of the resolution; the estimate measures values
+    per input pixel instead of trusting channel counts."""
+    from dni.archs.denoise import DenoiseUNet
+    from dni.family import _largest_activation
+
+    unet = DenoiseUNet(features=8, blocks=1, middle=1)
+    # head/enc1 8 ch at 1/2 res: 2 values/px; middle 32 ch at 1/8: 0.5; tail 12 ch at 1/2: 3
+    assert _largest_activation(unet, unet.size_multiple) == 3.0
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1))
+    assert _largest_activation(plain, 1) == 8.0

@@ -28,7 +28,6 @@ from .weights import build_model_with_multiple, check_compatible, read_state_dic
 
 Progress = Callable[[float, str], None]
 MIN_TILE = 32
-DEFAULT_PAD = 16
 STRENGTH_MAP_LEVELS = 5
 
 
@@ -54,6 +53,28 @@ def _probe_size_multiple(model: nn.Module, scale: int) -> int:
     raise DNIError("the architecture does not return an image of the expected size")
 
 
+def _largest_activation(model: nn.Module, multiple: int) -> float:
+    """Values in the largest convolution output per input pixel, measured on a small
+    probe: a U-Net's wide layers run at a fraction of the resolution, so channel counts
+    alone overstate its memory."""
+    side = 8 * max(4, multiple)
+    largest = 0
+
+    def record(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        nonlocal largest
+        largest = max(largest, output.numel())
+
+    hooks = [m.register_forward_hook(record) for m in model.modules()
+             if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(1, 3, side, side))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return largest / side**2 if largest else 64.0
+
+
 class Family:
     """One family, loaded once: a new weighting is a memory-speed write into the model."""
 
@@ -73,6 +94,7 @@ class Family:
         states = [m.state_dict() for m, _ in built]
         del built, raw
         self.size_multiple = multiple or _probe_size_multiple(model, manifest.scale)
+        self._activation = _largest_activation(model, self.size_multiple)
         self.model = model.to(self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -84,8 +106,6 @@ class Family:
         for module in self.model.modules():
             if isinstance(module, nn.Conv2d):
                 module.register_forward_pre_hook(self._check_cancel)
-        self._widest = max((max(m.in_channels, m.out_channels) for m in self.model.modules()
-                            if isinstance(m, nn.Conv2d)), default=64)
 
     def _check_cancel(self, _module: nn.Module, _inputs: object) -> None:
         if self._cancelled is not None and self._cancelled():
@@ -171,9 +191,10 @@ class Family:
                 self._cancelled = None
 
     def auto_tile(self) -> int:
-        """Largest tile whose activations fit in the device's memory budget."""
-        per_pixel = 4 * self._widest * 6 * max(1, self.scale) ** 2
-        side = int(math.sqrt(memory_budget(self.device) / per_pixel)) - 2 * DEFAULT_PAD
+        """Largest tile whose activations fit in the device's memory budget: about six
+        live tensors the size of the largest activation, or of the upscaled output."""
+        per_pixel = 4 * 6 * max(self._activation, 3 * self.scale**2)
+        side = int(math.sqrt(memory_budget(self.device) / per_pixel)) - 2 * self.manifest.tile_pad
         side = max(MIN_TILE, min(2048, side))
         step = max(32, self.size_multiple)
         return max(step, side // step * step)
@@ -198,7 +219,8 @@ class Family:
         so memory holds about two tile rows of output, not the whole image."""
         scale = self.scale
         size = image.shape[:2]
-        tiles = plan_tiles(size[0], size[1], side, DEFAULT_PAD, scale, self.size_multiple)
+        tiles = plan_tiles(size[0], size[1], side, self.manifest.tile_pad, scale,
+                           self.size_multiple)
         rows: dict[int, list[Tile]] = {}
         for t in tiles:
             rows.setdefault(t.dst[0], []).append(t)

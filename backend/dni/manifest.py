@@ -5,8 +5,9 @@ Example (see docs/families.md for every field)::
     name = "denoise"
     task = "denoise"
     title = "Denoise"
-    architecture = "dni-denoise"      # or "auto": detected by spandrel
+    architecture = "dni-denoise-unet" # or "auto": detected by spandrel
     scale = 1
+    tile_pad = 32                     # context per tile side, px (default 16)
     [architecture_options]
     features = 48
     [axis]
@@ -40,6 +41,8 @@ from .errors import FamilyError
 MANIFEST_NAME = "family.toml"
 TASKS = ("denoise", "super-resolve", "stylize", "translate", "other")
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+# Pixels of context each tile gets on every side; nets that see further can ask for more.
+DEFAULT_TILE_PAD = 16
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -72,6 +75,7 @@ class Manifest:
     members: tuple[Member, ...]
     presets: tuple[Preset, ...] = field(default=())
     folder: Path = Path(".")
+    tile_pad: int = DEFAULT_TILE_PAD
 
     @property
     def positions(self) -> list[float]:
@@ -137,6 +141,9 @@ def load_manifest(folder: Path) -> Manifest:
     scale = data.get("scale", 1)
     if not isinstance(scale, int) or scale < 1 or scale > 16:
         raise FamilyError(f"{where}: scale must be a whole number from 1 to 16")
+    tile_pad = data.get("tile_pad", DEFAULT_TILE_PAD)
+    if not isinstance(tile_pad, int) or isinstance(tile_pad, bool) or not 0 <= tile_pad <= 256:
+        raise FamilyError(f"{where}: tile_pad must be a whole number of pixels from 0 to 256")
 
     raw_members = data.get("members")
     if not isinstance(raw_members, list) or len(raw_members) < 2:
@@ -182,4 +189,5 @@ def load_manifest(folder: Path) -> Manifest:
         members=tuple(members),
         presets=tuple(presets),
         folder=folder,
+        tile_pad=tile_pad,
     )

@@ -99,6 +99,9 @@ def build_model_with_multiple(architecture: str, options: dict[str, Any], state_
             what = "lacks" if result.missing_keys else "has an unexpected"
             raise FamilyError(f"weights do not fit architecture {architecture!r}: "
                               f"the file {what} tensor {key!r}")
+        # Strided nets declare their coarsest grid, so that tiles start on it and see
+        # the same sampling phase as the whole image would.
+        multiple = getattr(model, "size_multiple", None)
     return model.eval(), multiple
 
 

@@ -25,8 +25,9 @@ from dni import archs
 
 from . import common, data
 
-ARCH = {"features": 64, "layers": 10}
-SMOKE_ARCH = {"features": 8, "layers": 3}
+ARCH_NAME = "dni-denoise-unet"
+ARCH = {"features": 48, "blocks": 1, "middle": 2}
+SMOKE_ARCH = {"features": 8, "blocks": 1, "middle": 1}
 # member -> (sigma, parent member or None, default minutes, default lr)
 MEMBERS: dict[str, tuple[float, str | None, float, float]] = {
     "sigma25": (25, None, 40, 5e-4),
@@ -75,7 +76,7 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
                "precision": precision})
     torch.manual_seed(cfg.seed)
     # Channels-last is oneDNN's native conv layout (benchmarks/bench_training.py).
-    model = archs.build("dni-denoise", arch).to(memory_format=torch.channels_last)
+    model = archs.build(ARCH_NAME, arch).to(memory_format=torch.channels_last)
     if init:
         common.load_member_into(model, init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
