@@ -287,12 +287,17 @@ def denoise_section(lines: list[str]) -> dict[str, object]:
                       f"{GRID[int(np.argmax(pix_curve))]:.2f}", best_pix,
                       "n/a" if ref_score is None else f"{ref_score:.2f}",
                       "n/a" if ref_score is None else f"{ref_score - best_dni:.2f}"))
+    ref_record = refs_dir / "training.json"
+    ref_steps = sorted({r["steps"] for r in json.loads(ref_record.read_text())["members"]
+                        .values()}) if ref_record.exists() else []
+    ref_length = " or ".join(f"{n:,}" for n in ref_steps) or "an unrecorded number of"
     lines += [
         "### Noise levels no member was trained at", "",
         "Best DNI strength (grid of 0.02, chosen on these same crops) vs the best pixel blend "
         "of the two neighbouring members' outputs (same grid), the nominal strength "
         "(sigma − 15)/35, and a reference model fine-tuned from sigma 25 at that sigma for "
-        "as long as the 15/50 members were (report only, models/report/refs/).", "",
+        f"{ref_length} steps (report only, models/report/refs/; the members' steps are in "
+        "the table above).", "",
         table(["sigma", "best strength", "DNI PSNR", "nominal strength", "DNI @ nominal",
                "best pixel alpha", "pixel interp PSNR", "fine-tuned ref", "ref − DNI"], rows2),
         ""]
