@@ -90,8 +90,9 @@ def test_super_resolve_is_spandrel_compact_and_matches_the_training_net() -> Non
 
 
 def test_denoise_tiles_leave_no_visible_seams() -> None:
-    """The U-Net sees further than the tiles' 16 px of context, so tiled output is not
-    bit-exact; the feathered overlaps must still keep the difference below what shows."""
+    """The U-Net sees further than its tiles' 32 px of context (tile_pad), so tiled output
+    is not bit-exact; the feathered overlaps must still keep the difference below what
+    shows."""
     import numpy as np
     from conftest import photo
 

@@ -265,7 +265,7 @@ def resolve_precision(choice: str) -> str:
 
 
 def cpu_has_bf16() -> bool:
-    """oneDNN's own test; on such a CPU the denoise recipe steps 4x faster in bf16."""
+    """oneDNN's own test; on such a CPU the denoise recipe steps about 3x faster in bf16."""
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 

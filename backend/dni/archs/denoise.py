@@ -7,8 +7,8 @@ shuffled back and subtracted (residual learning). Doubling the features at each 
 keeps every scale equally cheap per pixel while the receptive field grows to about
 130 px (a plain stack of ten 3x3 layers at half resolution sees about 40 px); trained
 side by side for the same minutes, this net denoised 1.7 dB better than such a stack
-(models/recipes/README.md). Members at different noise levels
-share this layout, so they interpolate (DNI).
+(models/recipes/README.md). Members at different noise levels share this layout, so they
+interpolate (DNI).
 """
 
 from __future__ import annotations
