@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from dni.manifest import load_manifest  # noqa: E402
 from dni.weights import build_model, read_state_dict  # noqa: E402
-from models.recipes import denoise, stylize, super_resolve  # noqa: E402
+from models.recipes import data, denoise, stylize, super_resolve  # noqa: E402
 from models.recipes.common import load_checkpoint  # noqa: E402
 
 
@@ -132,3 +132,18 @@ def test_denoise_bf16_run_resumes_from_its_channels_last_checkpoint(tmp_path: Pa
     sd = read_state_dict(tmp_path / "denoise" / "sigma25.safetensors")
     assert {v.dtype for v in sd.values()} == {torch.float16}
     assert all(v.is_contiguous() for v in sd.values())
+
+
+@pytest.mark.parametrize("bad", [["--patch", "60"], ["--patch", "8"], ["--batch", "0"]])
+def test_denoise_refuses_crops_off_the_nets_grid(tmp_path: Path, bad: list[str],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        denoise.main(["--smoke", "--member", "sigma25", "--out", str(tmp_path), *bad])
+    assert bad[0] in capsys.readouterr().err
+    assert not (tmp_path / "denoise").exists()
+
+
+def test_denoise_record_counts_its_training_images(tmp_path: Path) -> None:
+    denoise.main(["--smoke", "--member", "sigma25", "--out", str(tmp_path), "--steps", "2"])
+    record = json.loads((tmp_path / "denoise" / "training.json").read_text())["members"]
+    assert record["sigma25"]["extra"]["train_images"] == len(data.smoke_images())

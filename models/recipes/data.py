@@ -1,8 +1,9 @@
 """Unpack training photos and style paintings from packages into models/.data/.
 
 Nothing is downloaded at run time of the project: this script is run once by whoever
-trains. It uses `apt-get download` + `dpkg -x` (Debian opencv-doc, mate-backgrounds) and
-scikit-image's bundled data when that package is importable.
+trains. It uses `apt-get download` + `dpkg -x` (Debian opencv-doc, mate-backgrounds,
+lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers) and scikit-image's bundled
+data when that package is importable.
 
     python -m models.recipes.data          # unpack + build models/.data/images/
 """
@@ -35,6 +36,24 @@ OPENCV_TRAIN = ["fruits.jpg", "building.jpg", "home.jpg", "squirrel_cls.jpg", "a
 MATE_TRAIN = ["Aqua.jpg", "Blinds.jpg", "Dune.jpg", "FreshFlower.jpg", "Garden.jpg",
               "GreenMeadow.jpg", "RainDrops.jpg", "Storm.jpg", "TwoWings.jpg", "Wood.jpg"]
 SKIMAGE_TRAIN = ["chelsea.png", "rocket.jpg", "motorcycle_left.png", "astronaut.png"]
+# Camera photos from Ubuntu Touch's wallpaper sets (Debian lomiri-wallpapers-*, CC BY-SA);
+# the rendered and abstract ones in those packages are left out.
+_LOMIRI = "usr/share/backgrounds"
+LOMIRI_TRAIN = {
+    "lomiri-wallpapers-16.04": [
+        "Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg",
+        "Picture_0B_by_freespace.jpg", "Picture_1A_by_freespace.jpg",
+        "Wine_by_Jakkub_Mede.jpg", "aitzgorri_by_Aitzol_Berasategi.jpg",
+        "analogpattern_by_Peter_Nerlich.jpg", "free_by_Peter_Nerlich.jpg",
+        "friends_by_Aitzol_Berasategi.jpg", "greentock_by_Peter_Nerlich.jpg",
+        "life_by_Aitzol_Berasategi.jpg", "picosdeeuropa_by_Aitzol_Berasategi.jpg",
+        "seeding_by_Clements_Engelhardt.jpg", "sunset_by_Aitzol_Berasategi.jpg"],
+    "lomiri-wallpapers-20.04": ["Kleiber_by_Lukas_Baubkus.jpg"],
+}
+# The camera photos among KDE Plasma's wallpapers (Debian plasma-workspace-wallpapers).
+_PLASMA = "usr/share/wallpapers"
+PLASMA_TRAIN = ["BytheWater", "ColdRipple", "ColorfulCups", "EveningGlow", "FallenLeaf",
+                "Grey", "OneStandsOut", "Path"]
 
 # Held out from every training run; the report evaluates on these.
 VALIDATION = {"opencv": ["baboon.jpg", "butterfly.jpg"],
@@ -74,28 +93,45 @@ def build() -> None:
     _unpack("mate-backgrounds")
     for folder in (IMAGES / "train", IMAGES / "val", STYLES):
         folder.mkdir(parents=True, exist_ok=True)
-    sources: list[tuple[str, Path]] = []
+    # (split, source file, name in images/<split>/)
+    sources: list[tuple[str, Path, str]] = []
+
+    def add(split: str, path: Path, name: str | None = None) -> None:
+        sources.append((split, path, name or path.stem))
+
     for name in OPENCV_TRAIN:
-        sources.append(("train", pkg / _OPENCV / name))
+        add("train", pkg / _OPENCV / name)
     for name in MATE_TRAIN:
-        sources.append(("train", pkg / _MATE / "nature" / name))
+        add("train", pkg / _MATE / "nature" / name)
+    for package, names in LOMIRI_TRAIN.items():
+        root = _unpack(package)
+        for name in names:
+            add("train", root / _LOMIRI / name)
+    plasma = _unpack("plasma-workspace-wallpapers") / _PLASMA
+    for name in PLASMA_TRAIN:
+        # Each wallpaper comes in several sizes (files named WxH.jpg); take the largest.
+        sizes = sorted((plasma / name / "contents" / "images").glob("*.jpg"),
+                       key=lambda f: f.stat().st_size)
+        add("train", sizes[-1] if sizes else plasma / name / "missing.jpg", f"plasma-{name}")
     for name in VALIDATION["opencv"]:
-        sources.append(("val", pkg / _OPENCV / name))
+        add("val", pkg / _OPENCV / name)
     for name in VALIDATION["mate"]:
-        sources.append(("val", pkg / _MATE / "nature" / name))
+        add("val", pkg / _MATE / "nature" / name)
     try:
         import skimage
 
         sk = Path(skimage.__file__).parent / "data"
-        sources += [("train", sk / n) for n in SKIMAGE_TRAIN]
-        sources += [("val", sk / n) for n in VALIDATION["skimage"]]
+        for name in SKIMAGE_TRAIN:
+            add("train", sk / name)
+        for name in VALIDATION["skimage"]:
+            add("val", sk / name)
     except ImportError:
         print("scikit-image not installed: training without its sample photos")
-    for split, path in sources:
+    for split, path, name in sources:
         if not path.exists():
             print(f"skip (missing) {path}")
             continue
-        _prepare(Image.open(path)).save(IMAGES / split / f"{path.stem}.png")
+        _prepare(Image.open(path)).save(IMAGES / split / f"{name}.png")
     for style, (_, rel) in STYLE_FILES.items():
         _prepare(Image.open(pkg / rel), max_side=800).save(STYLES / f"{style}.png")
     print(f"train {len(list((IMAGES / 'train').glob('*.png')))} images, "

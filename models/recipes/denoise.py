@@ -61,26 +61,26 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, clean: torch.Tensor
 
 def train_member(member: str, out: Path, runs: Path, minutes: float | None, steps: int | None,
                  smoke: bool, start: Path | None = None, lr: float | None = None,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", patch: int = 64, batch: int = 16) -> None:
     sigma, parent, default_minutes, default_lr = {**MEMBERS, **REFERENCES}[member]
     lr = lr or default_lr
     init = start or (member_path(out, parent) if parent else None)
     arch = SMOKE_ARCH if smoke else ARCH
+    images = data.smoke_images() if smoke else data.load_folder(data.IMAGES / "train")
     cfg = common.RunConfig(
         family="denoise", member=member, steps=steps or (4 if smoke else 200_000),
         minutes=minutes if minutes is not None else (0.5 if smoke else default_minutes),
-        lr=lr, batch=4 if smoke else 16, patch=32 if smoke else 64,
+        lr=lr, batch=4 if smoke else batch, patch=32 if smoke else patch,
         init_from=str(init) if init else None,
         warmup=0 if (init or smoke) else 200, seed={"sigma25": 0}.get(member, 1),
         extra={"sigma": sigma, "arch": arch, "loss": "MSE", "noise": "AWGN unclipped",
-               "precision": precision})
+               "precision": precision, "train_images": len(images)})
     torch.manual_seed(cfg.seed)
     # Channels-last is oneDNN's native conv layout (benchmarks/bench_training.py).
     model = archs.build(ARCH_NAME, arch).to(memory_format=torch.channels_last)
     if init:
         common.load_member_into(model, init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    images = data.smoke_images() if smoke else data.load_folder(data.IMAGES / "train")
     sampler = common.CropSampler(images, cfg.patch, seed=cfg.seed)
     noise_gen = torch.Generator().manual_seed(cfg.seed + 100)
     target = member_path(out, member)
@@ -100,12 +100,18 @@ def main(argv: list[str] | None = None) -> None:
     p = common.recipe_parser(__doc__, ["all", "refs", *MEMBERS, *REFERENCES])
     common.add_continue_options(p)
     common.add_precision_option(p)
+    p.add_argument("--patch", type=int, default=64, help="training crop side (px)")
+    p.add_argument("--batch", type=int, default=16, help="crops per step")
     args, runs = common.parse_recipe_args(p, argv)
+    if args.patch < 16 or args.patch % 8:
+        p.error(f"--patch {args.patch}: use a multiple of 8, at least 16 (the net's grid)")
+    if args.batch < 1:
+        p.error(f"--batch {args.batch}: use at least 1")
     precision = common.resolve_precision(args.precision)
     order = {"all": list(MEMBERS), "refs": list(REFERENCES)}.get(args.member, [args.member])
     for member in order:
         train_member(member, args.out, runs, args.minutes, args.steps, args.smoke,
-                     args.continue_from, args.lr, precision)
+                     args.continue_from, args.lr, precision, args.patch, args.batch)
 
 
 if __name__ == "__main__":
