@@ -151,6 +151,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+# Runs recorded before the recipes counted their photos trained on the first set only:
+# opencv-doc, mate-backgrounds and scikit-image (the wallpaper photos came later).
+FIRST_PHOTO_SET = len(data.OPENCV_TRAIN) + len(data.MATE_TRAIN) + len(data.SKIMAGE_TRAIN)
+
+
 def training_summary(family: str) -> str:
     path = MODELS / family / "training.json"
     if not path.exists():
@@ -164,10 +169,12 @@ def training_summary(family: str) -> str:
         runs = f" (+{len(earlier)} continued run{'s' * (len(earlier) > 1)})" if earlier else ""
         # Runs before the recipe had --precision trained in fp32.
         precision = ", ".join(run["extra"].get("precision", "fp32") for run in [*earlier, r])
+        photos = ", ".join(str(run["extra"].get("train_images", FIRST_PHOTO_SET))
+                           for run in [*earlier, r])
         rows.append((m, start + runs, r["steps"], f"{r['seconds'] / 60:.1f}", r["batch"],
-                     r["patch"], f"{r['lr']:g}", precision))
+                     r["patch"], f"{r['lr']:g}", precision, photos))
     return table(["member", "fine-tuned from", "steps", "minutes", "batch", "patch", "lr",
-                  "precision (per run)"], rows)
+                  "precision (per run)", "photos (per run)"], rows)
 
 
 # -- denoise -----------------------------------------------------------------------------
@@ -574,7 +581,9 @@ def compute_summary() -> str:
             threads |= {r["threads"] for r in rec}
             parts.append(f"{family} {minutes:.0f} min / {steps} steps")
     counts = " or ".join(str(t) for t in sorted(threads))
-    return (f"Training: {train} photos (models/recipes/data.py), {counts} CPU thread(s) per "
+    return (f"Training: {train} photos in models/recipes/data.py today (runs before the "
+            f"wallpaper photos were added used the first {FIRST_PHOTO_SET}; each family's table "
+            f"gives each run's count), {counts} CPU thread(s) per "
             "run on a shared 2-core machine, no GPU. Wall time per family (all members): "
             + "; ".join(parts) + ".")
 
