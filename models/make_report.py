@@ -171,10 +171,11 @@ def training_summary(family: str) -> str:
         precision = ", ".join(run["extra"].get("precision", "fp32") for run in [*earlier, r])
         photos = ", ".join(str(run["extra"].get("train_images", FIRST_PHOTO_SET))
                            for run in [*earlier, r])
+        lrs = ", ".join(f"{run['lr']:g}" for run in [*earlier, r])
         rows.append((m, start + runs, r["steps"], f"{r['seconds'] / 60:.1f}", r["batch"],
-                     r["patch"], f"{r['lr']:g}", precision, photos))
-    return table(["member", "fine-tuned from", "steps", "minutes", "batch", "patch", "lr",
-                  "precision (per run)", "photos (per run)"], rows)
+                     r["patch"], lrs, precision, photos))
+    return table(["member", "fine-tuned from", "steps", "minutes", "batch", "patch",
+                  "lr (per run)", "precision (per run)", "photos (per run)"], rows)
 
 
 # -- denoise -----------------------------------------------------------------------------

@@ -112,7 +112,10 @@ def build() -> None:
         # Each wallpaper comes in several sizes (files named WxH.jpg); take the largest.
         sizes = sorted((plasma / name / "contents" / "images").glob("*.jpg"),
                        key=lambda f: f.stat().st_size)
-        add("train", sizes[-1] if sizes else plasma / name / "missing.jpg", f"plasma-{name}")
+        if not sizes:
+            print(f"skip (missing) {plasma / name}")
+            continue
+        add("train", sizes[-1], f"plasma-{name}")
     for name in VALIDATION["opencv"]:
         add("val", pkg / _OPENCV / name)
     for name in VALIDATION["mate"]:
