@@ -168,10 +168,11 @@ def training_summary(family: str) -> str:
         earlier = r.get("earlier", [])
         runs = f" (+{len(earlier)} continued run{'s' * (len(earlier) > 1)})" if earlier else ""
         # Runs before the recipe had --precision trained in fp32.
-        precision = ", ".join(run["extra"].get("precision", "fp32") for run in [*earlier, r])
+        every_run = [*earlier, r]
+        precision = ", ".join(run["extra"].get("precision", "fp32") for run in every_run)
         photos = ", ".join(str(run["extra"].get("train_images", FIRST_PHOTO_SET))
-                           for run in [*earlier, r])
-        lrs = ", ".join(f"{run['lr']:g}" for run in [*earlier, r])
+                           for run in every_run)
+        lrs = ", ".join(f"{run['lr']:g}" for run in every_run)
         rows.append((m, start + runs, r["steps"], f"{r['seconds'] / 60:.1f}", r["batch"],
                      r["patch"], lrs, precision, photos))
     return table(["member", "fine-tuned from", "steps", "minutes", "batch", "patch",

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dni import archs
+from dni.archs.denoise import DenoiseUNet
 
 from . import common, data
 
@@ -103,8 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--patch", type=int, default=64, help="training crop side (px)")
     p.add_argument("--batch", type=int, default=16, help="crops per step")
     args, runs = common.parse_recipe_args(p, argv)
-    if args.patch < 16 or args.patch % 8:
-        p.error(f"--patch {args.patch}: use a multiple of 8, at least 16 (the net's grid)")
+    grid = DenoiseUNet.size_multiple
+    if args.patch < 2 * grid or args.patch % grid:
+        p.error(f"--patch {args.patch}: use a multiple of {grid}, at least {2 * grid} "
+                "(the net's grid)")
     if args.batch < 1:
         p.error(f"--batch {args.batch}: use at least 1")
     precision = common.resolve_precision(args.precision)
