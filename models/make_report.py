@@ -156,6 +156,13 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 FIRST_PHOTO_SET = len(data.OPENCV_TRAIN) + len(data.MATE_TRAIN) + len(data.SKIMAGE_TRAIN)
 
 
+def photo_count(extra: dict[str, object]) -> str:
+    """"55", or "55 + 34 large" for a run that also cropped from images/train-large/."""
+    total = int(extra.get("train_images", FIRST_PHOTO_SET))
+    large = int(extra.get("large_photos", 0))
+    return f"{total - large} + {large} large" if large else str(total)
+
+
 def training_summary(family: str) -> str:
     path = MODELS / family / "training.json"
     if not path.exists():
@@ -170,8 +177,7 @@ def training_summary(family: str) -> str:
         # Runs before the recipe had --precision trained in fp32.
         every_run = [*earlier, r]
         precision = ", ".join(run["extra"].get("precision", "fp32") for run in every_run)
-        photos = ", ".join(str(run["extra"].get("train_images", FIRST_PHOTO_SET))
-                           for run in every_run)
+        photos = ", ".join(photo_count(run["extra"]) for run in every_run)
         lrs = ", ".join(f"{run['lr']:g}" for run in every_run)
         rows.append((m, start + runs, r["steps"], f"{r['seconds'] / 60:.1f}", r["batch"],
                      r["patch"], lrs, precision, photos))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -147,3 +148,62 @@ def test_denoise_record_counts_its_training_images(tmp_path: Path) -> None:
     denoise.main(["--smoke", "--member", "sigma25", "--out", str(tmp_path), "--steps", "2"])
     record = json.loads((tmp_path / "denoise" / "training.json").read_text())["members"]
     assert record["sigma25"]["extra"]["train_images"] == len(data.smoke_images())
+
+
+def test_big_training_photos_also_get_a_less_shrunk_copy(tmp_path: Path) -> None:
+    for split in ("train", "train-large", "val"):
+        (tmp_path / split).mkdir()
+    data.save_photo(Image.new("RGB", (4800, 3200), "gray"), "train", "big", tmp_path)
+    data.save_photo(Image.new("RGB", (900, 600), "gray"), "train", "small", tmp_path)
+    data.save_photo(Image.new("RGB", (4800, 3200), "gray"), "val", "held", tmp_path)
+    sizes = {f"{p.parent.name}/{p.stem}": Image.open(p).size for p in tmp_path.rglob("*.png")}
+    assert sizes == {"train/big": (600, 400), "train-large/big": (1200, 800),
+                     "train/small": (900, 600), "val/held": (600, 400)}
+
+
+def test_denoise_large_photos_adds_the_second_scale(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    images = tmp_path / "images"
+    for split, count in (("train", 2), ("train-large", 1)):
+        (images / split).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (48, 40), (i * 90, 60, 30)).save(images / split / f"{i}.png")
+    monkeypatch.setattr(data, "IMAGES", images)
+    out = tmp_path / "out"
+    common = ["--member", "sigma25", "--steps", "1", "--patch", "16", "--batch", "2"]
+    record = out / "denoise" / "training.json"
+    for runs, extra, counts in (("r1", [], (2, 0)), ("r2", ["--large-photos"], (3, 1))):
+        denoise.main([*common, *extra, "--out", str(out), "--runs", str(tmp_path / runs)])
+        entry = json.loads(record.read_text())["members"]["sigma25"]["extra"]
+        assert (entry["train_images"], entry["large_photos"]) == counts
+    shutil.rmtree(images / "train-large")
+    with pytest.raises(SystemExit, match="train-large"):
+        denoise.main([*common, "--large-photos", "--out", str(out), "--runs", str(tmp_path)])
+
+
+def test_grown_denoiser_starts_as_the_shallower_one(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from dni.archs.denoise import DenoiseUNet
+    from models.recipes.common import export_member
+
+    torch.manual_seed(0)
+    shallow = DenoiseUNet(features=8, blocks=1, middle=1).eval()
+    export_member(shallow, tmp_path / "shallow.safetensors")
+    deep = DenoiseUNet(features=8, blocks=2, middle=1).eval()
+    assert denoise.load_grown(deep, tmp_path / "shallow.safetensors") == [
+        "dec1.1", "dec2.1", "enc1.1", "enc2.1"]
+    x = torch.rand(1, 3, 40, 48)
+    with torch.no_grad():
+        # Give the shallow net the fp16-rounded weights the grown one loaded: exact match.
+        shallow.load_state_dict(deep.state_dict(), strict=False)
+        assert torch.equal(deep(x), shallow(x))
+    assert deep.enc1[1].conv1.weight.abs().sum() > 0  # new blocks still train
+    export_member(deep, tmp_path / "deep.safetensors")
+    with pytest.raises(SystemExit, match="has weights this net lacks"):
+        denoise.load_grown(DenoiseUNet(features=8, blocks=1, middle=1),
+                           tmp_path / "deep.safetensors")
+    headless = {k: v for k, v in shallow.state_dict().items() if not k.startswith("head.")}
+    save_file(headless, str(tmp_path / "headless.safetensors"))
+    with pytest.raises(SystemExit, match="more than whole residual blocks"):
+        denoise.load_grown(DenoiseUNet(features=8, blocks=1, middle=1),
+                           tmp_path / "headless.safetensors")

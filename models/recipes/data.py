@@ -22,6 +22,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".data"
 IMAGES = DATA / "images"
+# Less-shrunk copies of the large training photos (images/train-large/): sides up to
+# LARGE_SIDE instead of 1000, so the denoise recipe can see their detail at a second scale.
+LARGE_SIDE = 2000
 STYLES = DATA / "styles"
 
 _OPENCV = "usr/share/doc/opencv-doc/examples/data"
@@ -88,10 +91,20 @@ def _prepare(img: Image.Image, max_side: int = 1000) -> Image.Image:
     return img
 
 
+def save_photo(img: Image.Image, split: str, name: str, root: Path = IMAGES) -> None:
+    """`root/<split>/<name>.png`; a training photo over 1000 px also goes to train-large/."""
+    small = _prepare(img)
+    small.save(root / split / f"{name}.png")
+    if split == "train":
+        large = _prepare(img, max_side=LARGE_SIDE)
+        if large.size != small.size:
+            large.save(root / "train-large" / f"{name}.png")
+
+
 def build() -> None:
     pkg = _unpack("opencv-doc")
     _unpack("mate-backgrounds")
-    for folder in (IMAGES / "train", IMAGES / "val", STYLES):
+    for folder in (IMAGES / "train", IMAGES / "train-large", IMAGES / "val", STYLES):
         folder.mkdir(parents=True, exist_ok=True)
     # (split, source file, name in images/<split>/)
     sources: list[tuple[str, Path, str]] = []
@@ -134,10 +147,11 @@ def build() -> None:
         if not path.exists():
             print(f"skip (missing) {path}")
             continue
-        _prepare(Image.open(path)).save(IMAGES / split / f"{name}.png")
+        save_photo(Image.open(path), split, name)
     for style, (_, rel) in STYLE_FILES.items():
         _prepare(Image.open(pkg / rel), max_side=800).save(STYLES / f"{style}.png")
-    print(f"train {len(list((IMAGES / 'train').glob('*.png')))} images, "
+    print(f"train {len(list((IMAGES / 'train').glob('*.png')))} images "
+          f"(+{len(list((IMAGES / 'train-large').glob('*.png')))} at up to {LARGE_SIDE} px), "
           f"val {len(list((IMAGES / 'val').glob('*.png')))}, styles {len(STYLE_FILES)}")
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 from dni import archs
-from dni.archs.denoise import DenoiseUNet
+from dni.archs.denoise import DenoiseUNet, _ResBlock
 
 from . import common, data
 
@@ -44,6 +45,28 @@ def member_path(out: Path, member: str) -> Path:
     return out / "denoise" / f"{member}.safetensors"
 
 
+def load_grown(model: nn.Module, path: Path) -> list[str]:
+    """Load weights trained with fewer residual blocks per scale into `model`.
+
+    The blocks the weights lack start as identities (second conv zeroed, as in zero-init
+    residual training), so the grown net computes exactly what the old one did and training
+    goes on from there instead of from scratch. Returns the new blocks' names.
+    """
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise SystemExit(f"--grow: {path} has weights this net lacks: {sorted(unexpected)[:4]}")
+    blocks = sorted({k.rsplit(".", 2)[0] for k in missing})
+    named = dict(model.named_modules())
+    if any(not isinstance(named.get(b), _ResBlock) for b in blocks):
+        raise SystemExit(f"--grow: {path} lacks more than whole residual blocks: {blocks}")
+    with torch.no_grad():
+        for b in blocks:
+            named[b].conv2.weight.zero_()
+            named[b].conv2.bias.zero_()
+    return blocks
+
+
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, clean: torch.Tensor,
                sigma: float, precision: str, noise_gen: torch.Generator | None = None) -> float:
     """One MSE step on `clean` crops with fresh AWGN at `sigma` (0-255); returns the loss.
@@ -62,12 +85,17 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, clean: torch.Tensor
 
 def train_member(member: str, out: Path, runs: Path, minutes: float | None, steps: int | None,
                  smoke: bool, start: Path | None = None, lr: float | None = None,
-                 precision: str = "fp32", patch: int = 64, batch: int = 16) -> None:
+                 precision: str = "fp32", patch: int = 64, batch: int = 16,
+                 large_photos: bool = False, grow: bool = False) -> None:
     sigma, parent, default_minutes, default_lr = {**MEMBERS, **REFERENCES}[member]
     lr = lr or default_lr
     init = start or (member_path(out, parent) if parent else None)
     arch = SMOKE_ARCH if smoke else ARCH
     images = data.smoke_images() if smoke else data.load_folder(data.IMAGES / "train")
+    large = data.load_folder(data.IMAGES / "train-large") if large_photos and not smoke else []
+    if large_photos and not smoke and not large:
+        raise SystemExit(f"--large-photos: {data.IMAGES / 'train-large'} holds no photos; "
+                         "run python -m models.recipes.data")
     cfg = common.RunConfig(
         family="denoise", member=member, steps=steps or (4 if smoke else 200_000),
         minutes=minutes if minutes is not None else (0.5 if smoke else default_minutes),
@@ -75,14 +103,17 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
         init_from=str(init) if init else None,
         warmup=0 if (init or smoke) else 200, seed={"sigma25": 0}.get(member, 1),
         extra={"sigma": sigma, "arch": arch, "loss": "MSE", "noise": "AWGN unclipped",
-               "precision": precision, "train_images": len(images)})
+               "precision": precision, "train_images": len(images) + len(large),
+               "large_photos": len(large), **({"grown": True} if grow else {})})
     torch.manual_seed(cfg.seed)
     # Channels-last is oneDNN's native conv layout (benchmarks/bench_training.py).
     model = archs.build(ARCH_NAME, arch).to(memory_format=torch.channels_last)
-    if init:
+    if init and grow:
+        print(f"grown from {init}: new identity blocks {', '.join(load_grown(model, init))}")
+    elif init:
         common.load_member_into(model, init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sampler = common.CropSampler(images, cfg.patch, seed=cfg.seed)
+    sampler = common.CropSampler(images + large, cfg.patch, seed=cfg.seed)
     noise_gen = torch.Generator().manual_seed(cfg.seed + 100)
     target = member_path(out, member)
 
@@ -103,7 +134,15 @@ def main(argv: list[str] | None = None) -> None:
     common.add_precision_option(p)
     p.add_argument("--patch", type=int, default=64, help="training crop side (px)")
     p.add_argument("--batch", type=int, default=16, help="crops per step")
+    p.add_argument("--large-photos", action="store_true",
+                   help=f"also crop from images/train-large/ (the big photos at up to "
+                        f"{data.LARGE_SIDE} px, a second scale)")
+    p.add_argument("--grow", action="store_true",
+                   help="the --continue-from weights have fewer residual blocks per scale: "
+                        "add the missing ones as identities and train on")
     args, runs = common.parse_recipe_args(p, argv)
+    if args.grow and not args.continue_from:
+        p.error("--grow needs --continue-from")
     grid = DenoiseUNet.size_multiple
     if args.patch < 2 * grid or args.patch % grid:
         p.error(f"--patch {args.patch}: use a multiple of {grid}, at least {2 * grid} "
@@ -114,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     order = {"all": list(MEMBERS), "refs": list(REFERENCES)}.get(args.member, [args.member])
     for member in order:
         train_member(member, args.out, runs, args.minutes, args.steps, args.smoke,
-                     args.continue_from, args.lr, precision, args.patch, args.batch)
+                     args.continue_from, args.lr, precision, args.patch, args.batch,
+                     args.large_photos, args.grow)
 
 
 if __name__ == "__main__":
