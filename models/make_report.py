@@ -179,10 +179,14 @@ def training_summary(family: str) -> str:
         precision = ", ".join(run["extra"].get("precision", "fp32") for run in every_run)
         photos = ", ".join(photo_count(run["extra"]) for run in every_run)
         lrs = ", ".join(f"{run['lr']:g}" for run in every_run)
+        # A run can change the net (the denoise base grew blocks between runs).
+        nets = "; ".join(" ".join(f"{k}={v}" for k, v in run["extra"].get("arch", {}).items())
+                         for run in every_run)
         rows.append((m, start + runs, r["steps"], f"{r['seconds'] / 60:.1f}", r["batch"],
-                     r["patch"], lrs, precision, photos))
+                     r["patch"], lrs, precision, photos, nets))
     return table(["member", "fine-tuned from", "steps", "minutes", "batch", "patch",
-                  "lr (per run)", "precision (per run)", "photos (per run)"], rows)
+                  "lr (per run)", "precision (per run)", "photos (per run)", "net (per run)"],
+                 rows)
 
 
 # -- denoise -----------------------------------------------------------------------------

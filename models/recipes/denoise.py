@@ -28,7 +28,7 @@ from dni.archs.denoise import DenoiseUNet, _ResBlock
 from . import common, data
 
 ARCH_NAME = "dni-denoise-unet"
-ARCH = {"features": 48, "blocks": 1, "middle": 2}
+ARCH = {"features": 48, "blocks": 2, "middle": 2}
 SMOKE_ARCH = {"features": 8, "blocks": 1, "middle": 1}
 # member -> (sigma, parent member or None, default minutes, default lr)
 MEMBERS: dict[str, tuple[float, str | None, float, float]] = {

@@ -5,7 +5,8 @@ a three-scale U-Net (residual blocks, strided-conv downsampling, transposed-conv
 upsampling, additive skips, as DRUNet) predicts the noise there, and the prediction is
 shuffled back and subtracted (residual learning). Doubling the features at each halving
 keeps every scale equally cheap per pixel while the receptive field grows to about
-130 px (a plain stack of ten 3x3 layers at half resolution sees about 40 px); trained
+125 px with one residual block per scale, 180 px with the two the bundled family uses
+(a plain stack of ten 3x3 layers at half resolution sees about 40 px); trained
 side by side for the same minutes, this net denoised 1.7 dB better than such a stack
 (models/recipes/README.md). Members at different noise levels share this layout, so they
 interpolate (DNI).
