@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from dni import archs
-from dni.archs.denoise import DenoiseUNet, _ResBlock
+from dni.archs.denoise import DenoiseUNet, ResBlock
 
 from . import common, data
 
@@ -58,7 +58,7 @@ def load_grown(model: nn.Module, path: Path) -> list[str]:
         raise SystemExit(f"--grow: {path} has weights this net lacks: {sorted(unexpected)[:4]}")
     blocks = sorted({k.rsplit(".", 2)[0] for k in missing})
     named = dict(model.named_modules())
-    if any(not isinstance(named.get(b), _ResBlock) for b in blocks):
+    if any(not isinstance(named.get(b), ResBlock) for b in blocks):
         raise SystemExit(f"--grow: {path} lacks more than whole residual blocks: {blocks}")
     with torch.no_grad():
         for b in blocks:

@@ -21,7 +21,7 @@ from torch import nn
 from . import register
 
 
-class _ResBlock(nn.Module):
+class ResBlock(nn.Module):
     def __init__(self, features: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(features, features, 3, padding=1)
@@ -45,15 +45,15 @@ class DenoiseUNet(nn.Module):
         inner = channels * 4
         f1, f2, f3 = features, 2 * features, 4 * features
         self.head = nn.Conv2d(inner, f1, 3, padding=1)
-        self.enc1 = nn.Sequential(*[_ResBlock(f1) for _ in range(blocks)])
+        self.enc1 = nn.Sequential(*[ResBlock(f1) for _ in range(blocks)])
         self.down1 = nn.Conv2d(f1, f2, 2, stride=2)
-        self.enc2 = nn.Sequential(*[_ResBlock(f2) for _ in range(blocks)])
+        self.enc2 = nn.Sequential(*[ResBlock(f2) for _ in range(blocks)])
         self.down2 = nn.Conv2d(f2, f3, 2, stride=2)
-        self.middle = nn.Sequential(*[_ResBlock(f3) for _ in range(middle)])
+        self.middle = nn.Sequential(*[ResBlock(f3) for _ in range(middle)])
         self.up2 = nn.ConvTranspose2d(f3, f2, 2, stride=2)
-        self.dec2 = nn.Sequential(*[_ResBlock(f2) for _ in range(blocks)])
+        self.dec2 = nn.Sequential(*[ResBlock(f2) for _ in range(blocks)])
         self.up1 = nn.ConvTranspose2d(f2, f1, 2, stride=2)
-        self.dec1 = nn.Sequential(*[_ResBlock(f1) for _ in range(blocks)])
+        self.dec1 = nn.Sequential(*[ResBlock(f1) for _ in range(blocks)])
         self.tail = nn.Conv2d(f1, inner, 3, padding=1)
         with torch.no_grad():
             self.tail.weight.mul_(0.1)
