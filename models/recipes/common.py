@@ -119,9 +119,12 @@ def export_member(model: nn.Module, path: Path, keys: Callable[[str], bool] | No
     save_file(sd, str(path))
 
 
-def load_member_into(model: nn.Module, path: Path) -> None:
+def load_member_into(model: nn.Module, path: Path,
+                     strict: bool = True) -> tuple[list[str], list[str]]:
+    """Load an exported (fp16) member in fp32; returns the missing and unexpected keys,
+    which only a non-strict load can leave."""
     sd = load_file(str(path))
-    model.load_state_dict({k: v.float() for k, v in sd.items()})
+    return model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=strict)
 
 
 def lr_at(progress: float, base: float, warmup_frac: float = 0.0) -> float:

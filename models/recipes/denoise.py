@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 
 from dni import archs
@@ -52,8 +51,7 @@ def load_grown(model: nn.Module, path: Path) -> list[str]:
     residual training), so the grown net computes exactly what the old one did and training
     goes on from there instead of from scratch. Returns the new blocks' names.
     """
-    state = {k: v.float() for k, v in load_file(str(path)).items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = common.load_member_into(model, path, strict=False)
     if unexpected:
         raise SystemExit(f"--grow: {path} has weights this net lacks: {sorted(unexpected)[:4]}")
     blocks = sorted({k.rsplit(".", 2)[0] for k in missing})
@@ -92,10 +90,12 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
     init = start or (member_path(out, parent) if parent else None)
     arch = SMOKE_ARCH if smoke else ARCH
     images = data.smoke_images() if smoke else data.load_folder(data.IMAGES / "train")
-    large = data.load_folder(data.IMAGES / "train-large") if large_photos and not smoke else []
-    if large_photos and not smoke and not large:
-        raise SystemExit(f"--large-photos: {data.IMAGES / 'train-large'} holds no photos; "
-                         "run python -m models.recipes.data")
+    large: list[torch.Tensor] = []
+    if large_photos and not smoke:
+        large = data.load_folder(data.IMAGES / "train-large")
+        if not large:
+            raise SystemExit(f"--large-photos: {data.IMAGES / 'train-large'} holds no photos; "
+                             "run python -m models.recipes.data")
     cfg = common.RunConfig(
         family="denoise", member=member, steps=steps or (4 if smoke else 200_000),
         minutes=minutes if minutes is not None else (0.5 if smoke else default_minutes),
