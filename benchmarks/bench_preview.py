@@ -21,7 +21,7 @@ from PIL import Image
 from report import Row, print_rows
 from server_process import running_server
 
-from dni_client import Client
+from dni_client import ZmqClient
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut-noisy-sigma25.png"
 
@@ -34,7 +34,7 @@ def crop_bytes(side: int) -> bytes:
     return np.ascontiguousarray(rgba).tobytes()
 
 
-def drag_latencies(client: Client, family: str, side: int, moves: int,
+def drag_latencies(client: ZmqClient, family: str, side: int, moves: int,
                    interval: float) -> list[float]:
     pixels = crop_bytes(side)
     sent: list[tuple[str, float]] = []  # (job id, time sent) in slider order
@@ -77,7 +77,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def measure(family: str, side: int, moves: int, interval: float, device: str) -> dict:
-    with running_server(device=device) as endpoint, Client(endpoint, timeout=120) as client:
+    with running_server(device=device) as endpoint, ZmqClient(endpoint, timeout=120) as client:
         pixels = crop_bytes(side)
         for s in (0.0, 0.5, 1.0):  # load the family, warm the (reduced-precision) kernels
             client.run(family, side, side, "rgba8", pixels, strength=s, preview=True)

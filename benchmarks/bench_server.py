@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 
 from dni.archs.plain import PlainConvNet
 from dni.engine import Engine
-from dni_client import Client
+from dni_client import ZmqClient
 
 IDENTITY = {"features": 4, "layers": 1}  # residual + all-zero conv: output == input
 
@@ -75,7 +75,7 @@ def measure(device: str = "cpu", size: int = 4096, repeat: int = 5, preview_size
         proc, endpoint = start_server(device, family_dir)
         try:
             engine = Engine(device, [family_dir])
-            client = Client(endpoint, timeout=600.0)
+            client = ZmqClient(endpoint, timeout=600.0)
             rows = []
             for side, count in ((size, repeat), (preview_size, preview_repeat)):
                 rng = np.random.default_rng(0)

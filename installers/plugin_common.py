@@ -7,9 +7,7 @@ each of those keeps only what is its editor's own (folders, config files, menus)
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform as _platform
 import shutil
 import subprocess
 import sys
@@ -20,39 +18,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CLIENT_SRC = REPO / "plugin" / "dni_client"
+sys.path.insert(0, str(CLIENT_SRC.parent))
+from dni_client.settings import write_json  # noqa: E402, F401  (the installers' too)
+from dni_client.vendoring import PIP_PLATFORMS as PLATFORMS  # noqa: E402
+from dni_client.vendoring import platform_tag, python_tag  # noqa: E402, F401
+
 PYZMQ = "pyzmq>=26,<28"
 CACHE = Path(os.environ.get("DNI_WHEEL_CACHE") or Path.home() / ".cache" / "dni" / "wheels")
-# pip --platform tags per plugin platform tag (as the plugins' path modules spell them).
-PLATFORMS = {
-    "linux_x86_64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
-    "linux_aarch64": ["manylinux_2_28_aarch64", "manylinux_2_17_aarch64",
-                      "manylinux2014_aarch64"],
-    "win_amd64": ["win_amd64"],
-    "macosx_x86_64": ["macosx_10_15_x86_64", "macosx_10_9_x86_64", "macosx_10_15_universal2",
-                      "macosx_10_9_universal2"],
-    "macosx_arm64": ["macosx_11_0_arm64", "macosx_10_15_universal2", "macosx_10_9_universal2"],
-}
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "_vendor", "_lib", "backend.json")
-
 
 def say(message: str) -> None:
     print(f"dni-install: {message}", flush=True)
-
-
-def platform_tag(system: str | None = None, machine: str | None = None) -> str:
-    system = (system or sys.platform).lower()
-    machine = (machine or _platform.machine()).lower()
-    arch = {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64"}.get(machine, machine)
-    if system.startswith("win"):
-        return "win_" + ("arm64" if arch == "arm64" else "amd64")
-    if system == "darwin":
-        return "macosx_" + arch
-    return "linux_" + ("aarch64" if arch == "arm64" else arch)
-
-
-def python_tag(python: str, platform: str) -> str:
-    """'3.13', 'linux_x86_64' -> 'cp313-linux_x86_64' (the plugins' _vendor folder names)."""
-    return f"cp{python.replace('.', '')}-{platform}"
 
 
 # -- the backend ---------------------------------------------------------------------------
@@ -159,7 +135,7 @@ def vendor_pyzmq(vendor_root: Path, pythons: Sequence[str], platforms: Sequence[
                  offline: bool) -> list[str]:
     """Fill <vendor_root>/<tag>/ for each Python and platform; returns the tags."""
     if offline:
-        tag = python_tag(f"{sys.version_info[0]}.{sys.version_info[1]}", platform_tag())
+        tag = python_tag()
         vendor_offline(vendor_root / tag)
         say(f"vendored this Python's pyzmq as {tag} (offline)")
         return [tag]
@@ -199,10 +175,6 @@ def backend_settings(backend: list[str] | None, family_paths: Sequence[str],
     if endpoint:
         settings["endpoint"] = endpoint
     return settings
-
-
-def write_json(path: Path, data: dict[str, object]) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def replace_dir(staged: Path, target: Path) -> None:

@@ -121,7 +121,7 @@ def test_float64_and_float32_groups() -> None:
     ([0.5, 0.6], "sum to 1"),
     ([-0.1, 1.1], "negative"),
     ([float("nan"), 1.0], "finite"),
-    ([1.0], "expected 2 weights"),
+    ([1.0], "give 2 weights"),
 ])
 def test_bad_weights_are_refused(weights: list[float], message: str) -> None:
     states = member_states(2)

@@ -74,7 +74,7 @@ def test_apply_with_preset_mask_and_strength_map(tiny_family_dir, image_file, tm
     (["--family", "tiny", "--weights=-0.5,1.5"], "negative"),
     (["--family", "tiny", "--weights", "nan,1"], "finite"),
     (["--family", "tiny"], "say how strong"),
-    (["--family", "tiny", "--preset", "Loud"], "no preset 'Loud'"),
+    (["--family", "tiny", "--preset", "Loud"], "no preset named 'Loud'"),
 ])
 def test_bad_input_one_line_nothing_written(tiny_family_dir, image_file, tmp_path, capsys,
                                             extra, message) -> None:

@@ -19,7 +19,10 @@ try:
 finally:
     sys.path.remove(_FAKES)
 
+from dni_client.families import FamilyInfo  # noqa: E402
+from dni_client.filters import filter_for  # noqa: E402
 from dni_client.presets import PresetStore  # noqa: E402
+from dni_client.settings import BackendSettings  # noqa: E402
 
 STYLE = {
     "name": "stylize", "task": "stylize", "title": "Stylize", "scale": 1,
@@ -37,6 +40,11 @@ STROKE = {
     "presets": [],
 }
 OTHER = {"name": "denoise", "task": "denoise", "members": [{"label": "a"}, {"label": "b"}]}
+STYLIZE = filter_for("stylize")
+
+
+def infos(*raw: dict[str, Any]) -> list[FamilyInfo]:
+    return [FamilyInfo.from_dict(f) for f in raw]
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +65,7 @@ def config(fakes: dict[str, Any]) -> Any:
 
 
 def make(fakes: dict[str, Any], config: Any, tmp_path: Path) -> Any:
-    spec = fakes["dni_gimp"].PROCEDURES["plug-in-dni-stylize"]
-    return fakes["dialog"].FilterDialog(None, config, spec, [OTHER, STROKE, STYLE],
+    return fakes["dialog"].FilterDialog(config, STYLIZE, infos(OTHER, STROKE, STYLE),
                                         PresetStore(tmp_path / "presets.json"))
 
 
@@ -125,7 +132,7 @@ def test_presets_apply_save_and_delete(fakes: dict[str, Any], config: Any,
     assert view.preset_combo.texts()[-1] == "Mostly graffiti (yours)"
     assert view.preset_combo.get_active_id() == "Mostly graffiti"
     assert view.delete.get_sensitive()
-    saved = PresetStore(tmp_path / "presets.json").user_presets("stylize", 3)
+    saved = PresetStore(tmp_path / "presets.json").user_presets(view.state.family)
     assert [(p.name, p.strength) for p in saved] == [("Mostly graffiti", pytest.approx(0.8))]
 
     view.preset_name.set_text("Middle")
@@ -135,14 +142,14 @@ def test_presets_apply_save_and_delete(fakes: dict[str, Any], config: Any,
     view.preset_combo.set_active_id("Mostly graffiti")
     view.delete.click()
     assert "Mostly graffiti (yours)" not in view.preset_combo.texts()
-    assert PresetStore(tmp_path / "presets.json").user_presets("stylize", 3) == []
+    assert PresetStore(tmp_path / "presets.json").user_presets(view.state.family) == []
 
 
 def test_switching_family_rebuilds_the_mixer_and_labels(fakes: dict[str, Any], config: Any,
                                                         tmp_path: Path) -> None:
     view = make(fakes, config, tmp_path)
     view.family_combo.set_active_id("stylize-stroke")
-    assert view.state.family is STROKE
+    assert view.state.family.name == "stylize-stroke"
     assert len(view.weight_adjs) == 2 and not view.state.can_mix
     assert not view.mix_toggle.get_visible()
     assert view.low_label.get_text() == "<small>0 = fine &lt;1px&gt;</small>"  # escaped
@@ -157,12 +164,8 @@ def test_switching_family_rebuilds_the_mixer_and_labels(fakes: dict[str, Any], c
 
 def test_run_dialog_ok_and_cancel(fakes: dict[str, Any], config: Any, tmp_path: Path) -> None:
     GimpUi, Gtk = fakes["GimpUi"], fakes["Gtk"]
-    spec = fakes["dni_gimp"].PROCEDURES["plug-in-dni-stylize"]
-    settings = fakes["dni_gimp"].Settings(str(tmp_path), {}, {})
-
-    class Client:
-        def families(self) -> list[dict[str, Any]]:
-            return [STYLE, STROKE]
+    settings = BackendSettings(str(tmp_path))
+    families = infos(STYLE, STROKE)
 
     def user(dialog: Any) -> None:  # the user looks, touches nothing, presses OK
         assert dialog is GimpUi.Dialog.last and dialog.get_visible()
@@ -170,14 +173,14 @@ def test_run_dialog_ok_and_cancel(fakes: dict[str, Any], config: Any, tmp_path: 
     GimpUi.Dialog.before_response = user
     GimpUi.Dialog.next_response = Gtk.ResponseType.OK
     config.set_property("strength", 0.7)
-    assert fakes["dialog"].run_dialog(None, config, spec, Client(), settings) is True
+    assert fakes["dialog"].run_dialog(config, STYLIZE, families, settings) is True
     assert config.get_property("strength") == pytest.approx(0.7)
     assert GimpUi.INITS[-1] == "plug-in-dni-stylize"
     assert GimpUi.Dialog.last is not None and GimpUi.Dialog.last.props.get("destroyed")
 
     GimpUi.Dialog.next_response = Gtk.ResponseType.CANCEL
     config.set_property("strength", 0.2)
-    assert fakes["dialog"].run_dialog(None, config, spec, Client(), settings) is None
+    assert fakes["dialog"].run_dialog(config, STYLIZE, families, settings) is False
     assert config.get_property("strength") == pytest.approx(0.2)
     GimpUi.Dialog.before_response = None
     GimpUi.Dialog.next_response = Gtk.ResponseType.OK
@@ -185,6 +188,7 @@ def test_run_dialog_ok_and_cancel(fakes: dict[str, Any], config: Any, tmp_path: 
 
 def test_no_family_at_all_is_explained(fakes: dict[str, Any], config: Any,
                                        tmp_path: Path) -> None:
-    spec = fakes["dni_gimp"].PROCEDURES["plug-in-dni-stylize"]
-    with pytest.raises(fakes["dni_gimp"].FilterError, match="no families installed"):
-        fakes["dialog"].FilterDialog(None, config, spec, [], PresetStore(tmp_path / "p.json"))
+    from dni_client.errors import FilterError
+
+    with pytest.raises(FilterError, match="no families installed"):
+        fakes["dialog"].FilterDialog(config, STYLIZE, [], PresetStore(tmp_path / "p.json"))

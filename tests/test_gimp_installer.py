@@ -66,7 +66,7 @@ def test_install_layout_is_what_gimp_3_loads(tmp_path: Path) -> None:
     assert entry.is_file() and os.access(entry, os.X_OK)
     assert entry.read_text().startswith("#!/usr/bin/env python3\n")
     for name in ("dni_gimp.py", "dni_gimp_dialog.py", "dni_gimp_paths.py", "dni_gimp_menus.py",
-                 "_lib/dni_client/__init__.py", "_lib/dni_client/filter_options.py",
+                 "_lib/dni_client/__init__.py", "_lib/dni_client/mix_state.py",
                  f"_vendor/{TAG}/zmq/__init__.py"):
         assert (folder / name).is_file(), name
     settings = json.loads((folder / "backend.json").read_text())
@@ -90,7 +90,7 @@ def test_installed_plugin_imports_its_own_client_and_pyzmq(tmp_path: Path) -> No
     assert install(plugins, "--no-backend").returncode == 0
     folder = plugins / "dni-filters"
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import dni_gimp_paths; "
-            "dni_gimp_paths.setup(); import zmq, dni_client, dni_client.filter_options; "
+            "dni_gimp_paths.setup(); import zmq, dni_client, dni_client.session; "
             "print(zmq.__file__); print(dni_client.__file__); print(zmq.zmq_version())")
     # -S: no site-packages at all (GIMP's python3 has neither the venv nor pyzmq);
     # started from elsewhere, so the checkout's plugin/ folder cannot be picked up.
@@ -141,15 +141,11 @@ def test_abi3_wheels_land_where_every_newer_python_looks(tmp_path: Path,
                                       ["linux_x86_64"], offline=False)
     assert tags == ["cp311-linux_x86_64", "abi3-linux_x86_64"]
     assert not (tmp_path / "_vendor" / "abi3-linux_x86_64" / "pyzmq-27.0.0.dist-info").exists()
-    sys.path.insert(0, str(REPO / "plugin" / "gimp" / "dni-filters"))
-    try:
-        import dni_gimp_paths
-    finally:
-        sys.path.pop(0)
-    monkeypatch.setattr(dni_gimp_paths, "VENDOR_DIR", str(tmp_path / "_vendor"))
-    monkeypatch.setattr(dni_gimp_paths, "platform_tag", lambda *a: "linux_x86_64")
+    from dni_client import vendoring
+
+    monkeypatch.setattr(vendoring, "platform_tag", lambda *a: "linux_x86_64")
     vendor = tmp_path / "_vendor"
-    assert str(vendor / "abi3-linux_x86_64") in dni_gimp_paths.candidates((3, 13))
-    assert str(vendor / "abi3-linux_x86_64") in dni_gimp_paths.candidates((3, 12))
-    assert str(vendor / "cp311-linux_x86_64") in dni_gimp_paths.candidates((3, 11))
-    assert str(vendor / "abi3-linux_x86_64") not in dni_gimp_paths.candidates((3, 11))
+    assert str(vendor / "abi3-linux_x86_64") in vendoring.candidates(str(tmp_path), (3, 13))
+    assert str(vendor / "abi3-linux_x86_64") in vendoring.candidates(str(tmp_path), (3, 12))
+    assert str(vendor / "cp311-linux_x86_64") in vendoring.candidates(str(tmp_path), (3, 11))
+    assert str(vendor / "abi3-linux_x86_64") not in vendoring.candidates(str(tmp_path), (3, 11))

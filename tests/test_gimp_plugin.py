@@ -30,7 +30,8 @@ finally:
     sys.path.remove(_FAKES)
 from test_server_util import Process, serve  # noqa: E402
 
-from dni_client import Client  # noqa: E402
+from dni_client import ZmqClient  # noqa: E402
+from dni_client.client import Client, Event  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +62,8 @@ def profile(fakes: dict[str, Any], tmp_path: Path, server: Process,
 
 
 @pytest.fixture
-def client(server: Process) -> Iterator[Client]:
-    with Client(server.endpoint, timeout=30.0) as c:
+def client(server: Process) -> Iterator[ZmqClient]:
+    with ZmqClient(server.endpoint, timeout=30.0) as c:
         yield c
 
 
@@ -88,7 +89,7 @@ def error_text(result: Any) -> str:
     return str(result.index(1).message)
 
 
-def expected(client: Client, pixels: np.ndarray, crop: tuple[int, int, int, int],
+def expected(client: ZmqClient, pixels: np.ndarray, crop: tuple[int, int, int, int],
              family: str, scale: int = 1, **kwargs: Any) -> np.ndarray:
     """What the engine computes for `crop` (x, y, w, h) of an RGBA float image, as u8."""
     x, y, w, h = crop
@@ -108,11 +109,12 @@ def padded(core: tuple[int, int, int, int], width: int, height: int,
 
 # -- registration --------------------------------------------------------------------------
 
-def test_three_procedures_in_the_right_menus(fakes: dict[str, Any]) -> None:
+def test_one_procedure_per_filter_in_the_right_menus(fakes: dict[str, Any]) -> None:
     Gimp = fakes["Gimp"]
     plugin = fakes["entry"].DniFilters()
     names = plugin.do_query_procedures()
-    assert names == ["plug-in-dni-denoise", "plug-in-dni-super-resolve", "plug-in-dni-stylize"]
+    assert names == ["plug-in-dni-denoise", "plug-in-dni-super-resolve", "plug-in-dni-stylize",
+                     "plug-in-dni-other"]
     menus = {}
     for name in names:
         proc = plugin.do_create_procedure(name)
@@ -124,9 +126,10 @@ def test_three_procedures_in_the_right_menus(fakes: dict[str, Any]) -> None:
         assert (args["strength"].low, args["strength"].high, args["strength"].default) == (
             0.0, 1.0, 0.5)
     assert menus == {
-        "plug-in-dni-denoise": (["<Image>/Filters/Enhance"], "DNI _Denoise..."),
-        "plug-in-dni-super-resolve": (["<Image>/Filters/Enhance"], "DNI _Super-Resolve..."),
-        "plug-in-dni-stylize": (["<Image>/Filters/Artistic"], "DNI St_ylize..."),
+        "plug-in-dni-denoise": (["<Image>/Filters/Enhance"], "DNI Denoise..."),
+        "plug-in-dni-super-resolve": (["<Image>/Filters/Enhance"], "DNI Super-Resolve..."),
+        "plug-in-dni-stylize": (["<Image>/Filters/Artistic"], "DNI Stylize..."),
+        "plug-in-dni-other": (["<Image>/Filters/Generic"], "DNI Other Family..."),
     }
 
 
@@ -144,7 +147,7 @@ def test_entry_point_hands_the_plugin_class_to_gimp_main(fakes: dict[str, Any]) 
 # -- pixels --------------------------------------------------------------------------------
 
 def test_denoise_writes_the_engine_result_inside_the_selection_only(
-        fakes: dict[str, Any], profile: Path, client: Client) -> None:
+        fakes: dict[str, Any], profile: Path, client: ZmqClient) -> None:
     Gimp = fakes["Gimp"]
     original = noisy(60, 80, seed=1)
     image, layer = new_image(fakes, original)
@@ -197,7 +200,7 @@ def test_blur_family_lowers_noise_inside_and_undo_restores(
 
 
 def test_no_selection_filters_the_whole_layer(fakes: dict[str, Any], profile: Path,
-                                              client: Client) -> None:
+                                              client: ZmqClient) -> None:
     Gimp = fakes["Gimp"]
     original = noisy(40, 50, seed=3)
     image, layer = new_image(fakes, original)
@@ -209,7 +212,7 @@ def test_no_selection_filters_the_whole_layer(fakes: dict[str, Any], profile: Pa
 
 def test_feathered_selection_blends_through_merge_shadow(fakes: dict[str, Any],
                                                          profile: Path,
-                                                         client: Client) -> None:
+                                                         client: ZmqClient) -> None:
     Gimp = fakes["Gimp"]
     original = noisy(32, 32, seed=4)
     image, layer = new_image(fakes, original)
@@ -223,7 +226,7 @@ def test_feathered_selection_blends_through_merge_shadow(fakes: dict[str, Any],
 
 
 def test_weights_and_presets_reach_the_engine(fakes: dict[str, Any], profile: Path,
-                                              client: Client) -> None:
+                                              client: ZmqClient) -> None:
     Gimp = fakes["Gimp"]
     original = noisy(24, 24, seed=5)
     image, layer = new_image(fakes, original)
@@ -242,7 +245,7 @@ def test_weights_and_presets_reach_the_engine(fakes: dict[str, Any], profile: Pa
 
 
 def test_user_presets_from_the_gimp_profile(fakes: dict[str, Any], profile: Path,
-                                            client: Client) -> None:
+                                            client: ZmqClient) -> None:
     Gimp = fakes["Gimp"]
     (profile / "dni").mkdir()
     (profile / "dni" / "presets.json").write_text(json.dumps({"version": 1, "families": {
@@ -264,7 +267,7 @@ def test_user_presets_from_the_gimp_profile(fakes: dict[str, Any], profile: Path
     ("U32_LINEAR", "R'G'B'A float", "rgba32f", "<f4", 1e-6),
 ])
 def test_high_bit_depths_keep_their_precision(fakes: dict[str, Any], profile: Path,
-                                              client: Client, precision: str, babl: str,
+                                              client: ZmqClient, precision: str, babl: str,
                                               layout: str, dtype: str,
                                               tolerance: float) -> None:
     Gimp = fakes["Gimp"]
@@ -293,7 +296,7 @@ def test_high_bit_depths_keep_their_precision(fakes: dict[str, Any], profile: Pa
 # -- super-resolution ----------------------------------------------------------------------
 
 def test_super_resolve_scales_the_image_x4_in_one_undo_step(
-        fakes: dict[str, Any], profile: Path, client: Client) -> None:
+        fakes: dict[str, Any], profile: Path, client: ZmqClient) -> None:
     Gimp = fakes["Gimp"]
     original = noisy(20, 24, seed=8)
     image, layer = new_image(fakes, original)
@@ -315,7 +318,7 @@ def test_super_resolve_scales_the_image_x4_in_one_undo_step(
 
 
 def test_super_resolve_of_a_selection(fakes: dict[str, Any], profile: Path,
-                                      client: Client) -> None:
+                                      client: ZmqClient) -> None:
     Gimp = fakes["Gimp"]
     original = noisy(40, 40, seed=9)
     image, layer = new_image(fakes, original)
@@ -429,7 +432,8 @@ def test_no_backend_and_no_autostart(fakes: dict[str, Any], profile: Path,
     image, layer = new_image(fakes, original)
     result = run(fakes, "plug-in-dni-denoise", image, [layer], family="tiny")
     assert status(fakes, result) == Gimp.PDBStatusType.EXECUTION_ERROR
-    assert f"No DNI backend answers at {endpoint}" in error_text(result)
+    assert f"Nothing answers at {endpoint}" in error_text(result)
+    assert "starting the backend is switched off" in error_text(result)
     assert np.array_equal(layer.buffer.data, original)
     assert Gimp.LOG[-1] == ("progress_end",)
 
@@ -481,22 +485,26 @@ def test_backend_that_fails_to_start_is_explained(fakes: dict[str, Any], profile
 
 
 def test_cancel_leaves_the_image_untouched(fakes: dict[str, Any], profile: Path,
-                                          client: Client) -> None:
+                                          client: ZmqClient) -> None:
     dni_gimp = fakes["dni_gimp"]
-    from dni_client import filter_options as fo
+    from dni_client.errors import FilterError
+    from dni_client.job import Amount
 
     original = noisy(512, 512, seed=12)
     image, layer = new_image(fakes, original)
-    family = fo.family_named(client.families(), "tiny")
+    session = dni_gimp.new_session(dni_gimp.load_settings())
+    dni_gimp.connect(session)
     asked = []
 
     def should_cancel() -> bool:
         asked.append(True)
         return True
 
-    with pytest.raises(dni_gimp.Cancelled):
-        dni_gimp.apply(image, [layer], client, family, fo.Choice(0.5, None), tile=64,
-                       should_cancel=should_cancel)
+    with pytest.raises(FilterError, match="Cancelled") as info:
+        dni_gimp.apply(image, [layer], session, session.family("tiny"), Amount(0.5, None),
+                       tile=64, should_cancel=should_cancel)
+    session.shutdown()
+    assert info.value.code == "cancelled"
     assert asked
     assert np.array_equal(layer.buffer.data, original)
     assert image.undo_stack == [] and image.groups_opened == 0
@@ -514,10 +522,10 @@ def run_interactive(fakes: dict[str, Any], image: Any, layer: Any, answer: Any,
     seen: list[Any] = []
     stub = types.ModuleType("dni_gimp_dialog")
 
-    def run_dialog(procedure: Any, config: Any, spec: Any, client: Any, settings: Any) -> Any:
-        seen.append((spec.task, [f["name"] for f in client.families()]))
+    def run_dialog(config: Any, entry: Any, families: Any, settings: Any) -> bool:
+        seen.append((entry.task, [f.name for f in families]))
         assert ("progress_end",) in Gimp.LOG, "the progress bar must not sit under a dialog"
-        return answer(config)
+        return bool(answer(config))
 
     stub.run_dialog = run_dialog  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "dni_gimp_dialog", stub)
@@ -542,7 +550,7 @@ def test_dialog_cancel_changes_nothing(fakes: dict[str, Any], profile: Path,
     assert np.array_equal(layer.buffer.data, original) and image.groups_opened == 0
 
 
-def test_dialog_values_are_what_runs(fakes: dict[str, Any], profile: Path, client: Client,
+def test_dialog_values_are_what_runs(fakes: dict[str, Any], profile: Path, client: ZmqClient,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     Gimp = fakes["Gimp"]
     original = noisy(16, 16, seed=13)
@@ -561,7 +569,7 @@ def test_dialog_values_are_what_runs(fakes: dict[str, Any], profile: Path, clien
 
 
 def test_repeat_uses_the_last_values_without_a_dialog(fakes: dict[str, Any], profile: Path,
-                                                      client: Client,
+                                                      client: ZmqClient,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     Gimp = fakes["Gimp"]
     original = noisy(16, 16, seed=14)
@@ -598,24 +606,25 @@ _CHILD = """
 import sys
 sys.path[:0] = [{tests!r}, {fakes!r}]
 from gimp_testkit import load_fakes, new_image, noisy
-from dni_client import Client
-from dni_client import filter_options as fo
+from dni_client.job import Amount
+from dni_client.session import Session
+from dni_client.settings import BackendSettings
 fakes = load_fakes()
 image, layer = new_image(fakes, noisy(512, 512))
-client = Client({endpoint!r}, timeout=30)
-family = fo.family_named(client.families(), "tiny")
+session = Session(BackendSettings("/nonexistent", endpoint={endpoint!r}), installer="-")
+session.wait_connected(timeout=30)
 
 def report():
     print("PROGRESS", flush=True)
     return False
 
-fakes["dni_gimp"].apply(image, [layer], client, family, fo.Choice(0.5, None), tile=32,
-                        should_cancel=report)
+fakes["dni_gimp"].apply(image, [layer], session, session.family("tiny"), Amount(0.5, None),
+                        tile=32, should_cancel=report)
 print("FINISHED", flush=True)
 """
 
 
-def test_killed_plugin_is_dropped_by_the_backend(server: Process, client: Client) -> None:
+def test_killed_plugin_is_dropped_by_the_backend(server: Process, client: ZmqClient) -> None:
     """GIMP cancels a plug-in by ending its process (progress bar ▸ Cancel): the backend
     must notice and stop the job, not compute it for nobody."""
     import subprocess
@@ -648,38 +657,67 @@ def test_killed_plugin_is_dropped_by_the_backend(server: Process, client: Client
             child.wait()
 
 
-class _FailingClient:
-    """A client whose job ends the way a backend failure does."""
+class _FailingClient(Client):
+    """A typed fake client whose job reports progress, then ends as a backend failure
+    does."""
 
-    def __init__(self, exc: Exception) -> None:
-        self.exc = exc
+    code = "error"
 
-    def run(self, **kwargs: Any) -> Any:
-        kwargs["on_progress"](0.25, "inference")
-        raise self.exc
+    def __init__(self, endpoint: str, **options: Any) -> None:
+        self.endpoint, self.timeout = endpoint, 30.0
+
+    def hello(self) -> dict[str, Any]:
+        return {"protocol": 1}
+
+    def families(self) -> list[dict[str, Any]]:
+        return [{"name": "tiny", "title": "Tiny", "scale": 1,
+                 "members": [{"label": "a", "position": 0}, {"label": "b", "position": 1}]}]
+
+    def submit(self, *args: Any, **kwargs: Any) -> str:
+        return "job1"
+
+    def poll(self, timeout_ms: int = 0) -> list[Event]:
+        return [Event("progress", "job1", {"fraction": 0.25, "stage": "inference"}),
+                Event("error", "job1", {"code": self.code,
+                                        "message": "the members cannot be blended"})]
+
+    def cancel(self, job_id: str) -> None:
+        pass
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("the plug-in goes through Session.run")
+
+    def close(self) -> None:
+        pass
 
 
 @pytest.mark.parametrize("code, words", [
     ("connection_lost", "stopped answering"),
     ("out_of_memory", "ran out of memory"),
     ("busy", "busy with other jobs"),
-    ("incompatible", "DNI: the members cannot be blended [incompatible]"),
+    ("incompatible", "refused the job: the members cannot be blended. The image was not "
+                     "changed."),
 ])
 def test_backend_failures_are_explained_and_change_nothing(fakes: dict[str, Any],
                                                            profile: Path, code: str,
-                                                           words: str) -> None:
-    from dni_client import ConnectionLost, ServerError
-    from dni_client import filter_options as fo
+                                                           words: str,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    from dni_client import launcher
+    from dni_client.errors import FilterError
+    from dni_client.job import Amount
+    from dni_client.session import Session
 
     dni_gimp = fakes["dni_gimp"]
     original = noisy(16, 16)
     image, layer = new_image(fakes, original)
-    exc: Exception = (ConnectionLost("no answer for 30 s") if code == "connection_lost"
-                      else ServerError(code, "the members cannot be blended"))
-    family = {"name": "tiny", "title": "Tiny", "scale": 1, "members": [{}, {}]}
+    monkeypatch.setattr(launcher, "port_open", lambda *a, **k: True)
+    monkeypatch.setattr(_FailingClient, "code", code)
+    session = Session(dni_gimp.load_settings(), installer="-", client_factory=_FailingClient)
+    session.wait_connected(timeout=5)
     progress = dni_gimp.Progress("test")
-    with pytest.raises(dni_gimp.FilterError, match=re.escape(words)):
-        dni_gimp.apply(image, [layer], _FailingClient(exc), family, fo.Choice(0.5, None),
+    with pytest.raises(FilterError, match=re.escape(words)):
+        dni_gimp.apply(image, [layer], session, session.family("tiny"), Amount(0.5, None),
                        progress=progress)
     assert progress.fraction == 0.25
     assert np.array_equal(layer.buffer.data, original)
@@ -714,6 +752,8 @@ def test_menus_survive_a_missing_pyzmq_and_say_what_to_do() -> None:
                           timeout=120)
     assert done.returncode == 0, done.stderr
     count, status_name, message = done.stdout.strip().split("\n", 2)
-    assert count == "3 <Image>/Filters/Artistic"
+    from dni_client.filters import FILTERS
+
+    assert count == f"{len(FILTERS)} <Image>/Filters/Artistic"  # every filter registered
     assert status_name == "EXECUTION_ERROR"
     assert "could not load pyzmq" in message and "install_gimp_plugin.py" in message

@@ -89,10 +89,20 @@ def test_find_backend_prefers_the_recorded_command(tmp_path: Path) -> None:
 
 
 def test_settings_round_trip(tmp_path: Path) -> None:
+    from dni_client.settings import BackendSettings, read_json, write_json
+
     path = str(tmp_path / "a" / "backend.json")
-    assert launcher.read_settings(path) == {}
-    launcher.write_settings(path, {"command": ["dni"], "family_paths": ["/f"]})
-    assert launcher.read_settings(path)["family_paths"] == ["/f"]
+    assert read_json(path) == {}
+    write_json(path, {"command": ["dni"], "family_paths": ["/f"], "endpoint": "tcp://h:1"})
+    installed = read_json(path)
+    assert installed["family_paths"] == ["/f"]
+    # The user's choices beat the installer's record, the environment beats both; empty
+    # user values do not count.
+    merged = BackendSettings.merged("/cfg", installed, {"endpoint": "", "autostart": "false",
+                                                        "backend_command": ["/my/dni"]})
+    assert merged.endpoint == "tcp://h:1" and merged.autostart is False
+    assert merged.backend_record()["command"] == ["/my/dni"]
+    assert BackendSettings.merged("/cfg", installed, {}, "tcp://e:2").endpoint == "tcp://e:2"
 
 
 def test_backend_starts_with_a_clean_environment_and_stops(fake_serve: Path,
@@ -130,7 +140,7 @@ def test_start_failure_becomes_a_hint(fake_serve: Path, tmp_path: Path) -> None:
 
 def test_missing_command_says_how_to_fix(tmp_path: Path) -> None:
     backend = launcher.Backend([str(tmp_path / "no-such-dni")], "tcp://127.0.0.1:5999")
-    with pytest.raises(LaunchError, match="install_krita_plugin.py --backend"):
+    with pytest.raises(LaunchError, match="does not exist. Install the backend"):
         backend.start()
 
 
@@ -139,9 +149,11 @@ def test_remote_endpoints_are_not_started() -> None:
         launcher.Backend(["dni"], "tcp://192.0.2.1:5557")
 
 
-def test_explain_failure_port_in_use() -> None:
-    text = launcher.explain_failure("dni serve: cannot start the server: Address already in "
-                                    "use", "tcp://127.0.0.1:5557", 1)
+def test_start_failure_port_in_use() -> None:
+    from dni_client import messages
+
+    text = messages.start_failed("dni serve: cannot start the server: Address already in "
+                                 "use", "tcp://127.0.0.1:5557", 1)
     assert "Another program uses the port" in text
 
 
@@ -176,7 +188,7 @@ def test_backend_dies_with_a_crashed_editor(fake_serve: Path, tmp_path: Path) ->
 
 def test_real_dni_serve_through_the_launcher(tiny_family_dir: Path) -> None:
     """The launcher starts the real backend; the client sees the families."""
-    from dni_client import Client
+    from dni_client import ZmqClient
 
     dni = Path(sys.executable).parent / "dni"
     port = free_port()
@@ -185,7 +197,7 @@ def test_real_dni_serve_through_the_launcher(tiny_family_dir: Path) -> None:
     backend.start()
     try:
         backend.wait_ready(timeout=120)
-        with Client(endpoint, timeout=20) as client:
+        with ZmqClient(endpoint, timeout=20) as client:
             assert client.hello()["protocol"] == 1
             names = {f["name"] for f in client.families()}
         assert {"tiny", "tiny3", "tiny-x2", "identity"} <= names
@@ -252,8 +264,9 @@ def test_installer_offline_is_idempotent_and_records_the_backend(tmp_path: Path)
     rc = (home / ".config" / "kritarc").read_text()
     assert rc.count("enable_dni_krita=true") == 1
     # The installed copy imports (vendored zmq + dni_client) in a clean interpreter.
-    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import dni_krita.vendor as v; "
-             "v.setup(); import zmq, dni_client; print(zmq.__file__); print(dni_client.__file__)")
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import dni_krita; "
+             "import zmq, dni_client; print(zmq.__file__); print(dni_client.__file__); "
+             "assert dni_krita.ZMQ_PROBLEM is None")
     out = subprocess.run([sys.executable, "-S", "-c", probe, str(plugin.parent)],
                          capture_output=True, text=True, timeout=60,
                          env={"PATH": "/usr/bin:/bin"})
@@ -268,76 +281,60 @@ def test_installer_builds_the_import_zip(tmp_path: Path) -> None:
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
     assert "dni_krita.desktop" in names and "dni_krita/__init__.py" in names
-    assert "dni_krita/_lib/dni_client/requests.py" in names
+    assert "dni_krita/_lib/dni_client/mixing.py" in names
     assert any(n.startswith("dni_krita/_vendor/") and n.endswith("zmq/__init__.py")
                for n in names)
     assert not any("__pycache__" in n or n.endswith("backend.json") for n in names)
 
 
 def test_vendor_tags() -> None:
-    sys.path.insert(0, str(ROOT / "plugin" / "krita" / "dni_krita"))
-    try:
-        import vendor
-    finally:
-        sys.path.pop(0)
-    assert vendor.python_tag((3, 8), "linux", "x86_64") == "cp38-linux_x86_64"
-    assert vendor.python_tag((3, 13), "win32", "AMD64") == "cp313-win_amd64"
-    assert vendor.python_tag((3, 10), "darwin", "arm64") == "cp310-macosx_arm64"
+    from dni_client import vendoring
+
+    assert vendoring.python_tag((3, 8), vendoring.platform_tag("linux", "x86_64")) == \
+        "cp38-linux_x86_64"
+    assert vendoring.python_tag("3.13", vendoring.platform_tag("win32", "AMD64")) == \
+        "cp313-win_amd64"
+    assert vendoring.platform_tag("darwin", "arm64") == "macosx_arm64"
+    assert vendoring.platform_tag("win32", "ARM64") == "win_arm64"
+    assert vendoring.platform_tag("linux", "aarch64") == "linux_aarch64"
+    # Every platform the plugins can name is one the installer downloads wheels for.
     inst = _load_installer()
-    # The plugin's folder names are the ones the installer vendors for (plugin_common).
-    assert {vendor.platform_tag(s, m) for s, m in [("linux", "x86_64"), ("linux", "aarch64"),
-                                                   ("win32", "AMD64"), ("darwin", "x86_64"),
-                                                   ("darwin", "arm64")]} == set(
-        inst.common.PLATFORMS)
+    for system in ("linux", "win32", "darwin"):
+        for machine in ("x86_64", "AMD64", "x64", "aarch64", "arm64", "ARM64"):
+            assert vendoring.platform_tag(system, machine) in inst.common.PLATFORMS
 
 
-
-def test_platform_tags_agree_between_installer_and_plugins() -> None:
-    """The tag logic stands three times on purpose: in plugin_common (the installers) and
-    in each host's path module (dni_krita/vendor.py, dni_gimp_paths.py), which must run
-    before dni_client or pyzmq can be imported. The three must name the same folders."""
-    modules = {}
-    for name, folder in [("vendor", ROOT / "plugin" / "krita" / "dni_krita"),
-                         ("dni_gimp_paths", ROOT / "plugin" / "gimp" / "dni-filters")]:
-        sys.path.insert(0, str(folder))
-        try:
-            modules[name] = __import__(name)
-        finally:
-            sys.path.pop(0)
-    common = _load_installer().common
-    for system in ("linux", "win32", "darwin", "cygwin"):
-        for machine in ("x86_64", "AMD64", "x64", "aarch64", "arm64", "ARM64", "i686"):
-            tags = {m.platform_tag(system, machine) for m in modules.values()}
-            assert tags == {common.platform_tag(system, machine)}, (system, machine, tags)
-
-
-# -- the plugin's Connection against the real backend ---------------------------------------
+# -- the plugins' Session against the real backend ---------------------------------------
 
 @pytest.mark.parametrize("curve", [False, True], ids=["plain", "curve"])
 def test_plugin_connection_starts_and_uses_the_real_backend(tiny_family_dir: Path,
                                                             tmp_path: Path, monkeypatch,
                                                             curve: bool) -> None:
-    """The plugin's own connection logic with the real client and `dni serve`: it starts
-    the backend, (with CurveZMQ keys if set), runs a job through tick(), and stops it."""
+    """The plugins' Session with the real client and `dni serve`: it starts the backend
+    (with CurveZMQ keys if set), runs a job through tick(), and stops it."""
     sys.path.insert(0, str(ROOT / "plugin" / "krita"))
     sys.path.insert(0, str(ROOT / "tests" / "fakes"))
     try:
         from dni_krita import settings as st
-        from dni_krita.connection import STATE_CONNECTED, Connection, Waiter, wait_job
+        from dni_krita.plugin import INSTALLER
     finally:
         sys.path.pop(0)
         sys.path.pop(0)
+    from dni_client.geometry import Rect
+    from dni_client.job import Amount, JobSpec
+    from dni_client.pixels import KRITA_FORMATS
+    from dni_client.session import STATE_CONNECTED, Session
+    from dni_client.settings import write_json
 
     dni = Path(sys.executable).parent / "dni"
     port = free_port()
     endpoint = f"tcp://127.0.0.1:{port}"
     record = tmp_path / "backend.json"
-    launcher.write_settings(str(record), {"command": [str(dni)],
-                                          "family_paths": [str(tiny_family_dir)],
-                                          "endpoint": endpoint})
+    write_json(str(record), {"command": [str(dni)], "family_paths": [str(tiny_family_dir)],
+                             "endpoint": endpoint})
     monkeypatch.setattr(st, "BACKEND_FILE", str(record))
     monkeypatch.setattr(st, "resource_dir", lambda: str(tmp_path / "res"))
-    settings = st.Settings.load()
+    settings = st.KritaSettings.load().backend
     extra: list[str] = []
     if curve:
         keys = tmp_path / "keys"
@@ -351,17 +348,16 @@ def test_plugin_connection_starts_and_uses_the_real_backend(tiny_family_dir: Pat
         def __init__(self, command, endpoint, **kwargs):
             super().__init__(command, endpoint, extra_args=extra, **kwargs)
 
-    conn = Connection(settings, backend_class=CurveBackend)
+    conn = Session(settings, installer=INSTALLER, backend_factory=CurveBackend)
     try:
         conn.wait_connected(timeout=120)
         assert conn.state == STATE_CONNECTED and conn.backend is not None
-        assert "tiny" in {f["name"] for f in conn.families}
+        assert "tiny" in {f.name for f in conn.families}
         pixels = bytes([10, 20, 30, 255]) * 64
-        waiter = Waiter()
-        job_id = conn.submit(dict(family="identity", width=8, height=8, layout="bgra8",
-                                  pixels=pixels, strength=0.5), waiter)
-        wait_job(conn, waiter, job_id, timeout=60)
-        assert waiter.kind == "result" and waiter.pixels == pixels  # identity family: exact
+        spec = JobSpec(conn.family("identity"), Rect(0, 0, 8, 8), KRITA_FORMATS["U8"],
+                       pixels, Amount(0.5, None))
+        result = conn.run(spec, timeout=60)
+        assert result.pixels == pixels  # identity family: exact
         assert (tmp_path / "res" / "dni" / "backend.log").exists()
     finally:
         conn.shutdown()

@@ -22,17 +22,15 @@ sys.path.insert(0, str(ROOT / "plugin" / "krita"))
 import krita as fake  # noqa: E402  (tests/fakes/krita.py)
 from engine_client import EngineClient  # noqa: E402
 
-from dni import layouts  # noqa: E402
 from dni.engine import Engine  # noqa: E402
+from dni.server import layouts  # noqa: E402
 
 
 @pytest.fixture()
 def app(tmp_path, tiny_family_dir, monkeypatch):
     """A fresh fake Krita and a plugin connection whose client runs the engine."""
     import dni_krita
-    from dni_krita import api
-    from dni_krita.connection import Connection
-    from dni_krita.settings import Settings
+    from dni_krita import plugin
 
     from dni_client import launcher
 
@@ -42,10 +40,23 @@ def app(tmp_path, tiny_family_dir, monkeypatch):
     EngineClient.mode = "ok"
     EngineClient.instances = []
     monkeypatch.setattr(launcher, "port_open", lambda *a, **k: True)
-    api.set_connection(Connection(Settings.load(), client_class=EngineClient))
+    plugin.replace(make_plugin())
     yield k
-    api.set_connection(None)
+    plugin.replace(None)
     assert dni_krita is not None
+
+
+def make_plugin(backend_factory=None):
+    """The plugin's Plugin with a session whose client runs the engine in-process."""
+    from dni_krita.plugin import INSTALLER, Plugin
+    from dni_krita.settings import KritaSettings
+
+    from dni_client.session import Session
+
+    settings = KritaSettings.load()
+    extra = {} if backend_factory is None else {"backend_factory": backend_factory}
+    return Plugin(settings, Session(settings.backend, installer=INSTALLER,
+                                    client_factory=EngineClient, **extra))
 
 
 def rgba_u8(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -77,11 +88,11 @@ def read(layer, doc, depth="U8"):
 
 
 def connected():
-    from dni_krita import api
+    from dni_krita.plugin import instance
 
-    conn = api.connection()
-    conn.wait_connected(timeout=5)
-    return conn
+    session = instance().session
+    session.wait_connected(timeout=5)
+    return session
 
 
 def engine_out(img, family="tiny", **kw):
@@ -196,7 +207,7 @@ def test_super_resolve_enlarges_the_image_and_fills_a_new_layer(app):
 
 def test_super_resolve_into_a_new_document_leaves_the_source_alone(app):
     import dni_krita
-    from dni_krita import api
+    from dni_krita.plugin import instance
 
     doc, layer = make_doc(app, 20, 16)
     before = bytes(layer.pixelData(0, 0, 20, 16))
@@ -210,7 +221,7 @@ def test_super_resolve_into_a_new_document_leaves_the_source_alone(app):
     expected = engine_out(layouts.to_array(before, 20, 16, "krita:U8"), "tiny-x2",
                           strength=0.0)
     np.testing.assert_array_equal(got, expected)
-    assert api.last_job is not None and api.last_job.scale == 2
+    assert instance().last_job is not None and instance().last_job.scale == 2
 
 
 def test_strength_map_from_a_grey_layer_is_sent_per_pixel(app):
@@ -268,10 +279,10 @@ def test_pixel_blend_mode_is_passed_on(app):
 def test_no_document_and_no_layer(app):
     import dni_krita
 
-    with pytest.raises(dni_krita.DNIError, match="Open an image"):
+    with pytest.raises(dni_krita.FilterError, match="Open an image"):
         dni_krita.run_filter("tiny")
     doc = app.add_document(fake.Document(10, 10))
-    with pytest.raises(dni_krita.DNIError, match="no active layer"):
+    with pytest.raises(dni_krita.FilterError, match="no active layer"):
         dni_krita.run_filter("tiny")
     assert doc.undo_log == []
 
@@ -286,7 +297,7 @@ def test_group_and_vector_layers_are_refused_with_a_fix(app, kind, words):
     doc.rootNode().addChildNode(node, None)
     doc.setActiveNode(node)
     doc.undo_log.clear()
-    with pytest.raises(dni_krita.DNIError, match=words):
+    with pytest.raises(dni_krita.FilterError, match=words):
         dni_krita.run_filter("tiny")
     assert doc.undo_log == []
 
@@ -297,7 +308,7 @@ def test_cmyk_and_lab_say_what_to_do(app, model, depth, words):
     import dni_krita
 
     doc, _ = make_doc(app, 8, 8, depth=depth, model=model)
-    with pytest.raises(dni_krita.DNIError, match=words) as info:
+    with pytest.raises(dni_krita.FilterError, match=words) as info:
         dni_krita.run_filter("tiny")
     assert "Convert Image Color Space" in str(info.value)
     assert doc.undo_log == []
@@ -308,7 +319,7 @@ def test_empty_selection_is_refused(app):
 
     doc, _ = make_doc(app)
     doc.setSelection(fake.Selection(40, 30))  # nothing selected
-    with pytest.raises(dni_krita.DNIError, match="selection is empty"):
+    with pytest.raises(dni_krita.FilterError, match="selection is empty"):
         dni_krita.run_filter("tiny")
     assert doc.undo_log == []
 
@@ -317,7 +328,7 @@ def test_unknown_family_lists_the_installed_ones(app):
     import dni_krita
 
     make_doc(app)
-    with pytest.raises(dni_krita.DNIError, match="tiny3"):
+    with pytest.raises(dni_krita.FilterError, match="tiny3"):
         dni_krita.run_filter("nope")
 
 
@@ -325,17 +336,17 @@ def test_weights_must_be_convex(app):
     import dni_krita
 
     doc, _ = make_doc(app)
-    with pytest.raises(dni_krita.DNIError, match="sum to 1"):
+    with pytest.raises(dni_krita.FilterError, match="sum to 1"):
         dni_krita.run_filter("tiny", weights=[0.5, 0.6])
-    with pytest.raises(dni_krita.DNIError, match="2 weights"):
+    with pytest.raises(dni_krita.FilterError, match="2 weights"):
         dni_krita.run_filter("tiny", weights=[1.0])
-    # The rules are dni_client.filter_options.check_choice's (as in GIMP) ...
-    with pytest.raises(dni_krita.DNIError, match="at least 0"):
+    # The rules are dni_client.mixing's (as in GIMP and in the engine) ...
+    with pytest.raises(dni_krita.FilterError, match="negative"):
         dni_krita.run_filter("tiny", weights=[-0.5, 1.5])
-    with pytest.raises(dni_krita.DNIError, match="at least 0"):
+    with pytest.raises(dni_krita.FilterError, match="finite"):
         dni_krita.run_filter("tiny", weights=[float("nan"), 1.0])
-    # ... except that a script giving both is told so (check_choice lets weights win).
-    with pytest.raises(dni_krita.DNIError, match="not both"):
+    # ... and a script giving both is told so.
+    with pytest.raises(dni_krita.FilterError, match="not both"):
         dni_krita.run_filter("tiny", strength=0.3, weights=[0.5, 0.5])
     assert doc.undo_log == []
 
@@ -346,7 +357,7 @@ def test_backend_gone_mid_job_leaves_the_document_untouched(app):
     doc, layer = make_doc(app)
     before = bytes(layer.pixelData(0, 0, 40, 30))
     EngineClient.mode = "lost"
-    with pytest.raises(dni_krita.DNIError, match="stopped answering"):
+    with pytest.raises(dni_krita.FilterError, match="stopped answering"):
         dni_krita.run_filter("tiny", strength=0.5)
     assert doc.rootNode().childNodes() == [layer] and doc.undo_log == []
     assert bytes(layer.pixelData(0, 0, 40, 30)) == before
@@ -354,75 +365,82 @@ def test_backend_gone_mid_job_leaves_the_document_untouched(app):
 
 def test_cancel_from_progress_leaves_the_document_untouched(app):
     import dni_krita
-    from dni_krita import api
-
     doc, layer = make_doc(app)
     EngineClient.mode = "hold"
     seen = []
 
     def on_progress(fraction):
         seen.append(fraction)
-        api.connection().cancel(EngineClient.instances[-1].submitted and "job1")
+        return True  # cancel
 
-    with pytest.raises(dni_krita.DNIError, match="Cancelled"):
+    with pytest.raises(dni_krita.FilterError, match="Cancelled"):
         dni_krita.run_filter("tiny", strength=0.5, on_progress=on_progress)
     assert seen and seen[0] == 0.5
     assert doc.rootNode().childNodes() == [layer] and doc.undo_log == []
 
 
+def options(strength=None, weights=None, **kw):
+    from dni_krita import core
+
+    from dni_client.job import Amount
+
+    return core.Options(Amount(strength, weights), **kw)
+
+
 def test_source_layer_deleted_while_working(app):
-    from dni_krita import api, core
+    from dni_krita.plugin import instance
 
     doc, layer = make_doc(app)
     results = []
-    running = api.start_job(doc, layer, connected().family("tiny"),
-                            core.Options(strength=0.5), lambda lay, err: results.append(err))
+    running = instance().start_job(doc, layer, connected().family("tiny"), options(0.5),
+                                   lambda lay, err: results.append(err))
     layer.remove()
     doc.undo_log.clear()
-    api.connection().tick()
+    connected().tick()
     assert running.done and results and "deleted" in results[0]
     assert doc.undo_log == []
 
 
 def test_async_job_reports_progress_and_applies_on_the_gui_tick(app):
-    from dni_krita import api, core
+    from dni_krita.plugin import instance
 
     doc, layer = make_doc(app)
     done = []
     events = []
-    api.job_listeners.append(lambda: events.append(api.current))
-    try:
-        api.start_job(doc, layer, connected().family("tiny"),
-                      core.Options(strength=0.2), lambda lay, err: done.append((lay, err)))
-        assert api.current is not None and done == []  # nothing applied before the tick
-        api.connection().tick()
-    finally:
-        api.job_listeners.clear()
+    session = connected()
+    session.job_changed.connect(lambda handle: events.append(handle.done))
+    instance().start_job(doc, layer, session.family("tiny"), options(0.2),
+                         lambda lay, err: done.append((lay, err)))
+    assert session.current is not None and done == []  # nothing applied before the tick
+    session.tick()
     (new, err), = done
-    assert err is None and new.name() == "DNI Tiny 20%" and api.current is None
-    assert api.last_run["family"] == "tiny" and events
+    assert err is None and new.name() == "DNI Tiny 20%" and session.current is None
+    last = instance().last_run
+    assert last.family == "tiny" and last.layer is new and events == [False, True]
 
 
 def test_backend_process_death_fails_jobs_at_once(app):
     """A backend we started that dies: pending jobs fail on the next tick, with the log."""
-    from dni_krita import api, core
+    from dni_krita.plugin import instance
 
     class DeadBackend:
-        process = type("P", (), {"returncode": 1})()
-
         def running(self):
             return False
+
+        def returncode(self):
+            return 1
 
         def log_tail(self):
             return "Traceback...\nModuleNotFoundError: No module named 'torch'"
 
     doc, layer = make_doc(app)
     errors = []
-    api.start_job(doc, layer, connected().family("tiny"), core.Options(strength=0.5),
-                  lambda lay, err: errors.append(err))
+    session = connected()
+    instance().start_job(doc, layer, session.family("tiny"), options(0.5),
+                         lambda lay, err: errors.append(err))
     EngineClient.mode = "hold"
-    api.connection().backend = DeadBackend()
-    api.connection().tick()
+    session.backend = DeadBackend()
+    session.tick()
     assert errors and "not changed" in errors[0] and "No module named" in errors[0]
     assert doc.rootNode().childNodes() == [layer]
 
@@ -442,7 +460,7 @@ class FakeBackend:
 
     made: list = []
 
-    def __init__(self, command, endpoint, *, family_paths=(), log_path=None):
+    def __init__(self, command, endpoint, *, family_paths=(), log_path=None, detached=False):
         self.command, self.endpoint, self.family_paths = command, endpoint, family_paths
         self.log_path = log_path
         self.started = self.stopped = False
@@ -465,25 +483,29 @@ class FakeBackend:
     def log_tail(self):
         return ""
 
+    def returncode(self):
+        return None
+
 
 def test_the_plugin_starts_the_recorded_backend_when_nothing_answers(app, tmp_path,
                                                                       monkeypatch):
     from dni_krita import settings as st
-    from dni_krita.connection import STATE_CONNECTED, STATE_STARTING, Connection
 
     from dni_client import launcher
+    from dni_client.session import STATE_CONNECTED, STATE_STARTING
+    from dni_client.settings import write_json
 
     exe = tmp_path / "dni"
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
     record = tmp_path / "backend.json"
-    launcher.write_settings(str(record), {"command": [str(exe)], "family_paths": ["/fam"],
-                                          "endpoint": "tcp://127.0.0.1:6123"})
+    write_json(str(record), {"command": [str(exe)], "family_paths": ["/fam"],
+                             "endpoint": "tcp://127.0.0.1:6123"})
     monkeypatch.setattr(st, "BACKEND_FILE", str(record))
     opened = []
     monkeypatch.setattr(launcher, "port_open", lambda endpoint, **k: bool(opened))
     FakeBackend.made = []
-    conn = Connection(st.Settings.load(), client_class=EngineClient, backend_class=FakeBackend)
+    conn = make_plugin(FakeBackend).session
     assert conn.step() is False and conn.state == STATE_STARTING
     backend = FakeBackend.made[0]
     assert backend.command == [str(exe)] and backend.endpoint == "tcp://127.0.0.1:6123"
@@ -492,7 +514,7 @@ def test_the_plugin_starts_the_recorded_backend_when_nothing_answers(app, tmp_pa
     conn.tick()  # still starting: ready() said no
     assert conn.state == STATE_STARTING
     conn.tick()
-    assert conn.state == STATE_CONNECTED and "tiny" in {f["name"] for f in conn.families}
+    assert conn.state == STATE_CONNECTED and "tiny" in {f.name for f in conn.families}
     assert conn.client.kwargs["timeout"] <= 3.0 and conn.client.timeout == 20.0
     conn.shutdown()
     assert backend.stopped  # Krita quits: the backend goes with it
@@ -501,14 +523,15 @@ def test_the_plugin_starts_the_recorded_backend_when_nothing_answers(app, tmp_pa
 
 def test_no_backend_anywhere_says_how_to_install(app, tmp_path, monkeypatch):
     from dni_krita import settings as st
-    from dni_krita.connection import STATE_ERROR, BackendError, Connection
 
     from dni_client import launcher
+    from dni_client.errors import BackendError
+    from dni_client.session import STATE_ERROR
 
     monkeypatch.setattr(st, "BACKEND_FILE", str(tmp_path / "none.json"))
     monkeypatch.setattr(launcher, "port_open", lambda *a, **k: False)
     monkeypatch.setattr(launcher, "find_backend", lambda *a, **k: None)
-    conn = Connection(st.Settings.load(), client_class=EngineClient, backend_class=FakeBackend)
+    conn = make_plugin(FakeBackend).session
     with pytest.raises(BackendError, match="install_krita_plugin.py --backend"):
         conn.step()
     assert conn.state == STATE_ERROR
@@ -516,39 +539,43 @@ def test_no_backend_anywhere_says_how_to_install(app, tmp_path, monkeypatch):
 
 def test_remote_endpoint_is_never_started_locally(app, tmp_path, monkeypatch):
     from dni_krita import settings as st
-    from dni_krita.connection import BackendError, Connection
 
     from dni_client import launcher
+    from dni_client.errors import BackendError
 
     monkeypatch.setattr(st, "BACKEND_FILE", str(tmp_path / "none.json"))
     monkeypatch.setattr(launcher, "port_open", lambda *a, **k: False)
     app.writeSetting("DNI", "endpoint", "tcp://192.0.2.7:5557")
     FakeBackend.made = []
-    conn = Connection(st.Settings.load(), client_class=EngineClient, backend_class=FakeBackend)
+    conn = make_plugin(FakeBackend).session
     with pytest.raises(BackendError, match="on that machine"):
         conn.step()
     assert FakeBackend.made == []
 
 
 def test_settings_round_trip_through_kritarc(app):
-    from dni_krita.settings import Settings
+    from dni_krita.settings import KritaSettings
 
-    s = Settings.load()
-    assert s.endpoint == "tcp://127.0.0.1:5557" and s.preview_size == 384 and s.autostart
-    s.endpoint, s.preview_size, s.autostart = "tcp://127.0.0.1:7000", 256, False
-    s.server_public_key, s.backend_command = "KEY", ["/opt/dni/bin/dni"]
+    s = KritaSettings.load()
+    b = s.backend
+    assert b.endpoint == "tcp://127.0.0.1:5557" and s.preview_size == 384 and b.autostart
+    b.endpoint, s.preview_size, b.autostart = "tcp://127.0.0.1:7000", 256, False
+    b.server_public_key, b.backend_command = "KEY", ["/opt/dni/bin/dni"]
     s.save()
-    again = Settings.load()
-    assert (again.endpoint, again.preview_size, again.autostart) == (
+    again = KritaSettings.load()
+    assert (again.backend.endpoint, again.preview_size, again.backend.autostart) == (
         "tcp://127.0.0.1:7000", 256, False)
-    assert again.server_public_key == "KEY"
-    assert again.backend_settings()["command"] == ["/opt/dni/bin/dni"]
-    assert again.presets_path.startswith(app.app_data)
+    assert again.backend.server_public_key == "KEY"
+    assert again.backend.backend_record()["command"] == ["/opt/dni/bin/dni"]
+    assert again.backend.presets_path.startswith(app.app_data)
 
 
 def test_families_are_cached_for_the_next_session(app):
     connected()
-    from dni_krita.settings import Settings
+    from dni_krita.plugin import instance
+    from dni_krita.settings import KritaSettings
 
-    cached = Settings.load().cached_families()
+    cached = KritaSettings.load().cached_families()
     assert cached and "tiny3" in {f["name"] for f in cached}
+    instance().session.families = []  # as before the backend answers
+    assert "tiny3" in {f.name for f in instance().known_families()}

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dni import layouts
 from dni.errors import ImageError
+from dni.server import layouts
 from dni_client import protocol as P
 
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_server_util import Process, serve
 
-from dni_client import Client
+from dni_client import ZmqClient
 from dni_client import protocol as P
 
 MESSAGES = 10_000
@@ -205,7 +205,7 @@ def test_ten_thousand_malformed_messages(server: Process, dealer: zmq.Socket) ->
     # Memory flat: after warm-up (families loaded, allocator pools filled) it stops growing.
     assert rss[MESSAGES] - rss[4000] < 24 * 1024, rss
     # And it still serves a real client.
-    with Client(server.endpoint, timeout=20.0) as client:
+    with ZmqClient(server.endpoint, timeout=20.0) as client:
         data = bytes(range(256)) * 3
         assert client.run("identity", 16, 16, "rgb8", data, strength=0.5).pixels == data
         assert client.stats()["queued"] == 0
@@ -263,7 +263,7 @@ def test_message_over_maxmsgsize_drops_only_that_connection(tiny_family_dir: Pat
         # libzmq drops the connection instead of reading 1 MiB; no reply comes.
         assert not sock.poll(500)
         sock.close()
-        with Client(small.endpoint, timeout=20.0) as client:
+        with ZmqClient(small.endpoint, timeout=20.0) as client:
             assert client.hello()["limits"]["max_pixels"] == 4096
             too_big = client.submit("identity", 128, 64, "grey8", bytes(128 * 64),
                                     strength=0.5)

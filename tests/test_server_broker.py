@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_server_util import Process
 
-from dni_client import Client, ConnectionLost
+from dni_client import ConnectionLost, ZmqClient
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def cluster(tiny_family_dir: Path) -> Iterator[tuple[Process, str]]:
 
 def test_two_workers_share_the_jobs(cluster: tuple[Process, str]) -> None:
     _, endpoint = cluster
-    with Client(endpoint, timeout=20.0) as client:
+    with ZmqClient(endpoint, timeout=20.0) as client:
         # Workers connect to the broker asynchronously: say hello until both answered.
         workers: set[str] = set()
         deadline = time.monotonic() + 60
@@ -64,7 +64,7 @@ def test_two_workers_share_the_jobs(cluster: tuple[Process, str]) -> None:
 
 def test_cancel_reaches_the_right_worker(cluster: tuple[Process, str]) -> None:
     _, endpoint = cluster
-    with Client(endpoint, timeout=20.0) as client:
+    with ZmqClient(endpoint, timeout=20.0) as client:
         job = client.submit("tiny", 1024, 1024, "grey8", bytes(1024 * 1024), strength=0.5,
                             tile=32)
         deadline = time.monotonic() + 60
@@ -99,11 +99,11 @@ def test_curve_broker_with_a_curve_worker(tiny_family_dir: Path, tmp_path: Path)
         worker = Process(["serve", "--device", "cpu", "--curve-keys", str(keys), "--connect",
                           backend.group(1), "--family-path", str(tiny_family_dir)])
         stack.callback(worker.stop)
-        with Client(broker.endpoint, server_public_key=str(keys / "server.key"),
+        with ZmqClient(broker.endpoint, server_public_key=str(keys / "server.key"),
                     client_keys_dir=str(keys), timeout=30.0) as client:
             assert client.hello()["curve"] is True
             data = bytes(range(48))
             assert client.run("identity", 4, 4, "rgb8", data, strength=0.5).pixels == data
-        with Client(broker.endpoint, timeout=1.0) as plain:
+        with ZmqClient(broker.endpoint, timeout=1.0) as plain:
             with pytest.raises(ConnectionLost):
                 plain.hello()

@@ -14,7 +14,7 @@ import torch
 
 from dni.errors import Cancelled, FamilyError
 from dni.server import Limits, Server
-from dni_client import Client, Event, ServerError
+from dni_client import Event, ServerError, ZmqClient
 
 
 class ScriptedEngine:
@@ -69,8 +69,8 @@ def server(engine: ScriptedEngine) -> Iterator[Server]:
 
 
 @pytest.fixture
-def client(server: Server) -> Iterator[Client]:
-    with Client(server.endpoints[0], timeout=10.0) as c:
+def client(server: Server) -> Iterator[ZmqClient]:
+    with ZmqClient(server.endpoints[0], timeout=10.0) as c:
         yield c
 
 
@@ -79,7 +79,7 @@ def client(server: Server) -> Iterator[Client]:
     ("crash", "internal", "ZeroDivisionError"),
     ("missing", "bad_family", "unknown family"),
 ])
-def test_engine_failures_become_error_replies(client: Client, family: str, code: str,
+def test_engine_failures_become_error_replies(client: ZmqClient, family: str, code: str,
                                               words: str) -> None:
     with pytest.raises(ServerError) as info:
         client.run(family, 2, 2, "grey8", b"\1\2\3\4", strength=0.5)
@@ -89,14 +89,14 @@ def test_engine_failures_become_error_replies(client: Client, family: str, code:
         bytes([254, 253, 252, 251])
 
 
-def test_cancel_lands_between_tiles(server: Server, client: Client,
+def test_cancel_lands_between_tiles(server: Server, client: ZmqClient,
                                     engine: ScriptedEngine) -> None:
     engine.gate.clear()  # hold the engine inside its second tile
     job = client.submit("fake", 2, 2, "grey8", bytes(4), strength=0.5)
     assert engine.tile_started.wait(10)
     client.cancel(job)
     events: list[Event] = []
-    while not any(j.cancel.is_set() for j in list(server._jobs.values())):
+    while not any(j.cancel.is_set() for j in server.jobs.active()):
         events += client.poll(20)  # until the server has taken the cancel in
     engine.gate.set()  # the tile in flight finishes; no further tile may start
     while not events or events[-1].kind == "progress":
@@ -107,7 +107,7 @@ def test_cancel_lands_between_tiles(server: Server, client: Client,
     assert max(e.fraction for e in events if e.kind == "progress") <= 0.2
 
 
-def test_queue_limits_answer_busy(client: Client, engine: ScriptedEngine) -> None:
+def test_queue_limits_answer_busy(client: ZmqClient, engine: ScriptedEngine) -> None:
     engine.gate.clear()
     first = client.submit("fake", 1, 1, "grey8", b"\0", strength=0.5)
     assert engine.tile_started.wait(10)
@@ -124,14 +124,14 @@ def test_queue_limits_answer_busy(client: Client, engine: ScriptedEngine) -> Non
     assert done == {first, *queued}
 
 
-def test_stop_tells_queued_jobs(server: Server, client: Client, engine: ScriptedEngine) -> None:
+def test_stop_tells_queued_jobs(server: Server, client: ZmqClient, engine: ScriptedEngine) -> None:
     engine.gate.clear()
     running = client.submit("fake", 1, 1, "grey8", b"\0", strength=0.5)
     assert engine.tile_started.wait(10)
     waiting = client.submit("fake", 1, 1, "grey8", b"\0", strength=0.5)
     while client.stats()["queued"] != 1:
         pass
-    job = next(j for j in list(server._jobs.values()) if j.id == running)
+    job = next(j for j in server.jobs.active() if j.id == running)
     server.stop()
     assert job.cancel.wait(10)  # stopping cancels the running job ...
     engine.gate.set()  # ... which ends after the tile in flight
@@ -155,7 +155,7 @@ def test_one_worker_per_device_shares_the_queue() -> None:
     thread.start()
     try:
         assert ready.wait(10)
-        with Client(srv.endpoints[0], timeout=10.0) as client:
+        with ZmqClient(srv.endpoints[0], timeout=10.0) as client:
             assert client.hello()["devices"] == ["cpu:a", "cpu:b"]
             jobs = [client.submit("fake", 1, 1, "grey8", b"\0", strength=0.5)
                     for _ in range(2)]

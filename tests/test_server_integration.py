@@ -14,7 +14,7 @@ import zmq
 from test_server_util import Process, serve
 
 from dni.engine import Engine
-from dni_client import Client, ConnectionLost, Event, ServerError
+from dni_client import ConnectionLost, Event, ServerError, ZmqClient
 from dni_client import protocol as P
 
 BIG = 1024  # a job of many small tiles: long enough to cancel, supersede or abandon
@@ -29,8 +29,8 @@ def server(tiny_family_dir: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture
-def client(server: Process) -> Iterator[Client]:
-    with Client(server.endpoint, timeout=20.0) as c:
+def client(server: Process) -> Iterator[ZmqClient]:
+    with ZmqClient(server.endpoint, timeout=20.0) as c:
         yield c
 
 
@@ -50,7 +50,7 @@ def pixels(width: int, height: int, layout: str, seed: int = 0) -> bytes:
 class Log:
     """Every event a client received, so that waiting for one job loses no other's."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ZmqClient) -> None:
         self.client = client
         self.events: list[Event] = []
 
@@ -82,7 +82,7 @@ def started(event: Event) -> bool:
 
 # -- hello, families, run ---------------------------------------------------------------
 
-def test_hello(client: Client) -> None:
+def test_hello(client: ZmqClient) -> None:
     hello = client.hello()
     assert hello["protocol"] == P.PROTOCOL_VERSION
     assert hello["devices"] == ["cpu"]
@@ -92,7 +92,7 @@ def test_hello(client: Client) -> None:
     assert "bgra8" in hello["layouts"] and hello["curve"] is False
 
 
-def test_families_match_the_engine(client: Client, tiny_family_dir: Path) -> None:
+def test_families_match_the_engine(client: ZmqClient, tiny_family_dir: Path) -> None:
     remote = {f["name"]: f for f in client.families()}
     local = {f["name"]: f for f in Engine("cpu", [tiny_family_dir]).families()}
     assert remote["tiny"] == local["tiny"]
@@ -102,7 +102,7 @@ def test_families_match_the_engine(client: Client, tiny_family_dir: Path) -> Non
 
 @pytest.mark.parametrize("layout", ["bgra8", "rgba8", "rgb8", "grey8", "bgra16", "rgba16f",
                                     "rgba32f", "krita:U8", "R'G'B'A float", "R'G'B' u8"])
-def test_identity_family_returns_the_pixels_unchanged(client: Client, layout: str) -> None:
+def test_identity_family_returns_the_pixels_unchanged(client: ZmqClient, layout: str) -> None:
     data = pixels(40, 24, layout, seed=len(layout))
     result = client.run("identity", 40, 24, layout, data, strength=0.5)
     assert (result.width, result.height) == (40, 24)
@@ -110,7 +110,7 @@ def test_identity_family_returns_the_pixels_unchanged(client: Client, layout: st
     assert result.pixels == data
 
 
-def test_result_matches_the_engine_in_process(client: Client, tiny_family_dir: Path) -> None:
+def test_result_matches_the_engine_in_process(client: ZmqClient, tiny_family_dir: Path) -> None:
     data = pixels(64, 48, "rgba8", seed=1)
     result = client.run("tiny", 64, 48, "rgba8", data, strength=0.3)
     image = np.frombuffer(data, np.uint8).reshape(48, 64, 4)
@@ -120,7 +120,7 @@ def test_result_matches_the_engine_in_process(client: Client, tiny_family_dir: P
     assert not np.array_equal(remote, image)  # the family really did something
 
 
-def test_krita_bgra_is_converted_both_ways(client: Client, tiny_family_dir: Path) -> None:
+def test_krita_bgra_is_converted_both_ways(client: ZmqClient, tiny_family_dir: Path) -> None:
     rgba = np.frombuffer(pixels(32, 32, "rgba8", seed=2), np.uint8).reshape(32, 32, 4)
     bgra = np.ascontiguousarray(rgba[..., [2, 1, 0, 3]])
     out_rgba = client.run("tiny", 32, 32, "rgba8", rgba.tobytes(), strength=0.7)
@@ -130,13 +130,13 @@ def test_krita_bgra_is_converted_both_ways(client: Client, tiny_family_dir: Path
     assert np.array_equal(a[..., [2, 1, 0, 3]], b)
 
 
-def test_super_resolution_result_size(client: Client) -> None:
+def test_super_resolution_result_size(client: ZmqClient) -> None:
     result = client.run("tiny-x2", 30, 20, "rgba16f", pixels(30, 20, "rgba16f"), strength=0.5)
     assert (result.width, result.height, result.layout) == (60, 40, "rgba16f")
     assert len(result.pixels) == 60 * 40 * 8
 
 
-def test_weights_mode_mask_and_strength_map(client: Client) -> None:
+def test_weights_mode_mask_and_strength_map(client: ZmqClient) -> None:
     data = pixels(48, 32, "rgb8", seed=3)
     none = bytes(48 * 32)
     full = bytes([255]) * (48 * 32)
@@ -152,7 +152,7 @@ def test_weights_mode_mask_and_strength_map(client: Client) -> None:
     assert pixel_mode.pixels != plain.pixels
 
 
-def test_engine_errors_come_back_as_error_replies(client: Client) -> None:
+def test_engine_errors_come_back_as_error_replies(client: ZmqClient) -> None:
     data = pixels(8, 8, "rgb8")
     cases = [
         ({"strength": 1.5}, "bad_weights"),
@@ -170,7 +170,7 @@ def test_engine_errors_come_back_as_error_replies(client: Client) -> None:
     assert client.run("tiny", 8, 8, "rgb8", data, strength=0.5).pixels  # still serving
 
 
-def test_progress_arrives_in_order(client: Client) -> None:
+def test_progress_arrives_in_order(client: ZmqClient) -> None:
     seen: list[tuple[float, str]] = []
     client.run("tiny", 160, 160, "rgba8", pixels(160, 160, "rgba8"), strength=0.5, tile=32,
                on_progress=lambda f, s: seen.append((f, s)))
@@ -184,12 +184,12 @@ def test_progress_arrives_in_order(client: Client) -> None:
 
 # -- cancel, concurrency, superseding, vanishing ----------------------------------------
 
-def big_job(client: Client, preview: bool = False) -> str:
+def big_job(client: ZmqClient, preview: bool = False) -> str:
     return client.submit("tiny", BIG, BIG, "rgba8", bytes(BIG * BIG * 4), strength=0.5,
                          tile=BIG_TILE, preview=preview)
 
 
-def test_cancel_stops_within_one_tile(client: Client) -> None:
+def test_cancel_stops_within_one_tile(client: ZmqClient) -> None:
     log = Log(client)
     job = big_job(client)
     log.wait(job, started)
@@ -208,7 +208,7 @@ def test_two_clients_at_once(server: Process) -> None:
 
     def work(index: int) -> None:
         try:
-            with Client(server.endpoint, timeout=30.0) as c:
+            with ZmqClient(server.endpoint, timeout=30.0) as c:
                 ok = []
                 for round_ in range(3):
                     data = pixels(64, 64, "rgba8", seed=100 * index + round_)
@@ -227,11 +227,11 @@ def test_two_clients_at_once(server: Process) -> None:
     assert results == {0: [True] * 3, 1: [True] * 3}
 
 
-def test_newer_preview_supersedes_the_queued_one(server: Process, client: Client) -> None:
+def test_newer_preview_supersedes_the_queued_one(server: Process, client: ZmqClient) -> None:
     log = Log(client)
     blocker = big_job(client)
     log.wait(blocker, started)  # the worker is busy; what follows queues up
-    with Client(server.endpoint, timeout=20.0) as other:
+    with ZmqClient(server.endpoint, timeout=20.0) as other:
         theirs = other.submit("identity", 8, 8, "grey8", bytes(64), strength=0.5, preview=True)
         small = bytes(8 * 8)
         p1 = client.submit("identity", 8, 8, "grey8", small, strength=0.1, preview=True)
@@ -249,9 +249,9 @@ def test_newer_preview_supersedes_the_queued_one(server: Process, client: Client
         assert Log(other).wait(theirs, finished).kind == "result"  # other clients' stay
 
 
-def test_vanished_client_jobs_are_dropped(server: Process, client: Client) -> None:
+def test_vanished_client_jobs_are_dropped(server: Process, client: ZmqClient) -> None:
     before = client.stats()["counters"]
-    leaver = Client(server.endpoint, timeout=20.0)
+    leaver = ZmqClient(server.endpoint, timeout=20.0)
     blocker = big_job(leaver)
     queued = [leaver.submit("identity", 8, 8, "grey8", bytes(64), strength=0.5)
               for _ in range(3)]
@@ -335,7 +335,7 @@ def test_duplicate_job_id_is_refused_while_running(raw: zmq.Socket) -> None:
 
 def test_connection_lost_after_the_server_dies(tiny_family_dir: Path) -> None:
     with serve(tiny_family_dir) as doomed:
-        c = Client(doomed.endpoint, timeout=1.0)
+        c = ZmqClient(doomed.endpoint, timeout=1.0)
         assert c.hello()["protocol"] == 1
         log = Log(c)
         job = big_job(c)

@@ -14,7 +14,7 @@ import zmq.auth
 from test_server_util import Process, run_command, serve
 
 from dni.server.__main__ import main
-from dni_client import Client, ConnectionLost
+from dni_client import ConnectionLost, ZmqClient
 
 
 def keys_command(*args: str) -> int:
@@ -94,7 +94,7 @@ def loopback(server: Process) -> str:
 
 
 def test_curve_handshake_with_the_right_keys(curve_server: Process, keys: Path) -> None:
-    with Client(loopback(curve_server), server_public_key=str(keys / "server.key"),
+    with ZmqClient(loopback(curve_server), server_public_key=str(keys / "server.key"),
                 client_keys_dir=str(keys), timeout=20.0) as client:
         hello = client.hello()
         assert hello["curve"] is True
@@ -102,7 +102,7 @@ def test_curve_handshake_with_the_right_keys(curve_server: Process, keys: Path) 
         assert result.pixels == bytes(range(16))
     # The key as a Z85 string works as well.
     public, _ = zmq.auth.load_certificate(keys / "server.key")
-    with Client(loopback(curve_server), server_public_key=public.decode(),
+    with ZmqClient(loopback(curve_server), server_public_key=public.decode(),
                 client_keys_dir=str(keys), timeout=20.0) as client:
         assert client.families()
 
@@ -110,7 +110,7 @@ def test_curve_handshake_with_the_right_keys(curve_server: Process, keys: Path) 
 def test_curve_handshake_fails_with_a_wrong_server_key(curve_server: Process,
                                                        keys: Path) -> None:
     wrong_public, _ = zmq.curve_keypair()
-    with Client(loopback(curve_server), server_public_key=wrong_public,
+    with ZmqClient(loopback(curve_server), server_public_key=wrong_public,
                 client_keys_dir=str(keys), timeout=1.5) as client:
         with pytest.raises(ConnectionLost):
             client.hello()
@@ -120,13 +120,13 @@ def test_curve_handshake_fails_for_an_unauthorized_client(curve_server: Process,
                                                           tmp_path: Path) -> None:
     stranger = tmp_path / "stranger"
     assert keys_command(str(stranger)) == 0  # valid keys, but not authorized
-    with Client(loopback(curve_server), server_public_key=str(keys / "server.key"),
+    with ZmqClient(loopback(curve_server), server_public_key=str(keys / "server.key"),
                 client_keys_dir=str(stranger), timeout=1.5) as client:
         with pytest.raises(ConnectionLost):
             client.hello()
 
 
 def test_plain_client_cannot_talk_to_a_curve_server(curve_server: Process) -> None:
-    with Client(loopback(curve_server), timeout=1.5) as client:
+    with ZmqClient(loopback(curve_server), timeout=1.5) as client:
         with pytest.raises(ConnectionLost):
             client.hello()

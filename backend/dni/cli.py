@@ -127,11 +127,9 @@ def cmd_families(args: argparse.Namespace) -> int:
 
 def _weighting(args: argparse.Namespace, manifest) -> dict:  # noqa: ANN001
     if args.preset is not None:
-        preset = next((p for p in manifest.presets if p.name.lower() == args.preset.lower()), None)
-        if preset is None:
-            names = ", ".join(p.name for p in manifest.presets) or "none"
-            raise DNIError(f"family {manifest.name!r} has no preset {args.preset!r} "
-                           f"(presets: {names})")
+        from .weighting import find_preset
+
+        preset = find_preset(manifest.presets, args.preset, f"family {manifest.name!r}")
         return {"strength": preset.strength, "weights": preset.weights}
     if args.strength is None and args.weights is None and args.strength_map is None:
         raise DNIError("say how strong: --strength S, --weights w1,w2,..., --preset NAME "
@@ -181,8 +179,8 @@ def _inspect_inputs(args: argparse.Namespace) -> tuple[list, list[str]]:
         labels = [m.label for m in manifest.members]
         states = []
         for i in range(len(labels)):
-            family.blender.set_weights([float(i == j) for j in range(len(labels))])
-            states.append({k: v.clone() for k, v in family.model.state_dict().items()})
+            model = family.model_at(weights=[float(i == j) for j in range(len(labels))])
+            states.append({k: v.clone() for k, v in model.state_dict().items()})
         return states, labels
     if len(args.models) < 2:
         raise DNIError("give at least two weight files, or --family NAME")

@@ -37,12 +37,12 @@ class Engine:
         manifests, _problems = list_manifests(self._paths)
         return [m.to_dict() for m in manifests]
 
-    def problems(self) -> list[str]:
-        """One line per family folder that could not be read."""
-        return list_manifests(self._paths)[1]
-
     def family(self, name: str) -> Family:
-        """The warm family, loading it on first use (or after its manifest changed)."""
+        """The warm family, loading it on first use (or after its manifest changed).
+
+        Cheap when nothing changed: the registry re-reads a manifest only when its file's
+        modification stamp moved, so a job costs a few stat calls here, no TOML.
+        """
         with self._lock:
             manifest = find_family(name, self._paths)
             warm = self._warm.get(name)

@@ -128,6 +128,14 @@ class Family:
             return validate_weights(weights, len(self.manifest.members))
         return strength_to_weights(strength, self.manifest.positions)  # type: ignore[arg-type]
 
+    def model_at(self, *, strength: float | None = None,
+                 weights: Sequence[float] | None = None) -> nn.Module:
+        """The live eval-mode model with this weighting written in (valid until the next
+        call that changes the weights): for callers that run whole tensors themselves
+        (the report, `dni inspect`)."""
+        self.blender.set_weights(self.weights_for(strength, weights))
+        return self.model
+
     def _passes(self, weights: tuple[float, ...] | None, strength_map: np.ndarray | None,
                 mode: str) -> list[Pass]:
         count = len(self.manifest.members)

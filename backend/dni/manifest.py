@@ -36,10 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dni_client import filters
+from dni_client.mixing import Preset
+
 from .errors import FamilyError
 
 MANIFEST_NAME = "family.toml"
-TASKS = ("denoise", "super-resolve", "stylize", "translate", "other")
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
 # Pixels of context each tile gets on every side; nets that see further can ask for more.
 DEFAULT_TILE_PAD = 16
@@ -51,13 +53,6 @@ class Member:
     label: str
     file: Path
     position: float
-
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    strength: float | None = None
-    weights: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,26 +112,27 @@ def _require(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
-def load_manifest(folder: Path) -> Manifest:
+def _read_toml(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST_NAME
-    where = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FamilyError(f"{folder}: no {MANIFEST_NAME} in this folder") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FamilyError(f"{where}: not valid TOML ({exc})") from None
+        raise FamilyError(f"{path}: not valid TOML ({exc})") from None
 
+
+def _check_header(data: dict[str, Any], where: str) -> None:
+    """The family-wide fields: name, task, architecture and its options, scale, tile_pad."""
     name = _require(data, "name", str, where)
     if not valid_family_name(name):
         raise FamilyError(f"{where}: family name {name!r} must be lower-case letters, digits, "
                           "'.', '_' or '-'")
     task = data.get("task", "other")
-    if task not in TASKS:
-        raise FamilyError(f"{where}: task {task!r} is not one of {', '.join(TASKS)}")
-    architecture = _require(data, "architecture", str, where)
-    options = data.get("architecture_options", {})
-    if not isinstance(options, dict):
+    if task not in filters.tasks():
+        raise FamilyError(f"{where}: task {task!r} is not one of {', '.join(filters.tasks())}")
+    _require(data, "architecture", str, where)
+    if not isinstance(data.get("architecture_options", {}), dict):
         raise FamilyError(f"{where}: architecture_options must be a table")
     scale = data.get("scale", 1)
     if not isinstance(scale, int) or scale < 1 or scale > 16:
@@ -145,15 +141,16 @@ def load_manifest(folder: Path) -> Manifest:
     if not isinstance(tile_pad, int) or isinstance(tile_pad, bool) or not 0 <= tile_pad <= 256:
         raise FamilyError(f"{where}: tile_pad must be a whole number of pixels from 0 to 256")
 
-    raw_members = data.get("members")
+
+def _members(folder: Path, raw_members: Any, where: str) -> list[Member]:
+    """The members, ordered by position (strength 0 is the first)."""
     if not isinstance(raw_members, list) or len(raw_members) < 2:
         raise FamilyError(f"{where}: a family needs at least two [[members]]")
     members = []
     for index, raw in enumerate(raw_members):
         mwhere = f"{where}: member {index + 1}"
         label = _require(raw, "label", str, mwhere)
-        file_name = _require(raw, "file", str, mwhere)
-        file = (folder / file_name).resolve()
+        file = (folder / _require(raw, "file", str, mwhere)).resolve()
         if file.parent != folder.resolve() or not file.name.endswith(WEIGHT_SUFFIXES):
             raise FamilyError(f"{mwhere}: file must be a {'/'.join(WEIGHT_SUFFIXES)} file "
                               "inside the family folder")
@@ -164,30 +161,42 @@ def load_manifest(folder: Path) -> Manifest:
     members.sort(key=lambda m: m.position)
     if len({m.position for m in members}) != len(members):
         raise FamilyError(f"{where}: two members share one position")
+    return members
 
-    axis = data.get("axis", {})
+
+def _presets(raw_presets: Any, where: str) -> list[Preset]:
     presets = []
-    for raw in data.get("presets", []):
-        pname = _require(raw, "name", str, f"{where}: preset")
+    for raw in raw_presets:
+        name = _require(raw, "name", str, f"{where}: preset")
         weights = raw.get("weights")
         presets.append(Preset(
-            name=pname,
+            name=name,
             strength=float(raw["strength"]) if "strength" in raw else None,
             weights=tuple(float(w) for w in weights) if weights is not None else None,
+            builtin=True,
         ))
+    return presets
+
+
+def load_manifest(folder: Path) -> Manifest:
+    where = str(folder / MANIFEST_NAME)
+    data = _read_toml(folder)
+    _check_header(data, where)
+    members = _members(folder, data.get("members"), where)
+    axis = data.get("axis", {})
     return Manifest(
-        name=name,
-        task=task,
-        title=str(data.get("title", name)),
+        name=data["name"],
+        task=data.get("task", "other"),
+        title=str(data.get("title", data["name"])),
         description=str(data.get("description", "")),
-        architecture=architecture,
-        architecture_options=options,
-        scale=scale,
+        architecture=data["architecture"],
+        architecture_options=data.get("architecture_options", {}),
+        scale=data.get("scale", 1),
         axis_name=str(axis.get("name", "strength")),
         low_label=str(axis.get("low", members[0].label)),
         high_label=str(axis.get("high", members[-1].label)),
         members=tuple(members),
-        presets=tuple(presets),
+        presets=tuple(_presets(data.get("presets", []), where)),
         folder=folder,
-        tile_pad=tile_pad,
+        tile_pad=data.get("tile_pad", DEFAULT_TILE_PAD),
     )

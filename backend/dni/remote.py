@@ -6,8 +6,11 @@ import argparse
 
 import numpy as np
 
-from . import layouts
+from dni_client.families import FamilyInfo
+
 from .errors import DNIError
+from .server import layouts
+from .weighting import find_preset
 
 _LAYOUT_BY_SHAPE = {(np.dtype(np.uint8), 1): "grey8", (np.dtype(np.uint8), 3): "rgb8",
                     (np.dtype(np.uint8), 4): "rgba8", (np.dtype(np.uint16), 1): "grey16",
@@ -21,25 +24,24 @@ def _plane(values: np.ndarray | None) -> bytes | None:
     return np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8).tobytes()
 
 
-def _weighting(args: argparse.Namespace, family: dict) -> dict:
+def _weighting(args: argparse.Namespace, family: FamilyInfo) -> dict:
     if args.preset is None:
         return {"strength": args.strength, "weights": args.weights}
-    for preset in family.get("presets", []):
-        if preset["name"].lower() == args.preset.lower():
-            return {"strength": preset.get("strength"), "weights": preset.get("weights")}
-    raise DNIError(f"family {family['name']!r} has no preset {args.preset!r}")
+    preset = find_preset(family.presets, args.preset, f"family {family.name!r}")
+    return {"strength": preset.strength, "weights": preset.weights}
 
 
 def run_remote(args: argparse.Namespace, image: np.ndarray, mask: np.ndarray | None,
                strength_map: np.ndarray | None) -> np.ndarray:
-    from dni_client import Client, ClientError, ConnectionLost, ServerError
+    from dni_client import ClientError, ConnectionLost, ServerError, ZmqClient
 
     channels = 1 if image.ndim == 2 else image.shape[2]
     layout = _LAYOUT_BY_SHAPE[(image.dtype, channels)]
     height, width = image.shape[:2]
     try:
-        with Client(args.server) as client:
-            family = next((f for f in client.families() if f["name"] == args.family), None)
+        with ZmqClient(args.server) as client:
+            family = next((FamilyInfo.from_dict(f) for f in client.families()
+                           if f.get("name") == args.family), None)
             if family is None:
                 raise DNIError(f"the server at {args.server} has no family {args.family!r}")
             result = client.run(

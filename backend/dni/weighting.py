@@ -1,64 +1,36 @@
-"""Interpolation weights: validation and the strength axis (paper eq. 1-2).
-
-Convention: members are ordered by position; weights w_i >= 0 with sum 1 are given in
-that order. A strength s in [0, 1] is a point on the family's axis (0 = first member,
-1 = last member) and maps piecewise-linearly onto the two neighbouring members, so with
-two members theta = (1 - s) * theta_first + s * theta_last (as ESRGAN's net_interp.py; the
-paper writes the same with alpha = 1 - s).
-"""
+"""The engine's side of the mixing rules: `dni_client.mixing` (shared with the editors)
+with its errors raised as `WeightsError`, the engine's error for a bad strength or mix."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import Any, TypeVar
+
+from dni_client import mixing
+from dni_client.errors import MixError
 
 from .errors import WeightsError
 
-SUM_TOLERANCE = 1e-4
+T = TypeVar("T")
 
 
-def validate_weights(weights: Sequence[float], count: int) -> tuple[float, ...]:
-    values = tuple(float(w) for w in weights)
-    if len(values) != count:
-        raise WeightsError(f"expected {count} weights (one per member), got {len(values)}")
-    for w in values:
-        if not math.isfinite(w):
-            raise WeightsError(f"weights must be finite numbers, got {w}")
-        if w < 0:
-            raise WeightsError(f"weights must not be negative, got {w:g}")
-    total = math.fsum(values)
-    if abs(total - 1.0) > SUM_TOLERANCE:
-        raise WeightsError(f"weights must sum to 1, they sum to {total:g} "
-                           "(DNI does not rescale them for you)")
-    return values
+def _as_weights_error(rule: Callable[..., T]) -> Callable[..., T]:
+    @wraps(rule)
+    def checked(*args: Any) -> T:
+        try:
+            return rule(*args)
+        except MixError as exc:
+            raise WeightsError(str(exc)) from None
+
+    return checked
 
 
-def validate_strength(strength: float) -> float:
-    s = float(strength)
-    if not math.isfinite(s) or s < 0.0 or s > 1.0:
-        raise WeightsError(f"strength must be between 0 and 1, got {strength}")
-    return s
-
-
-def normalised_positions(positions: Sequence[float]) -> list[float]:
-    lo, hi = min(positions), max(positions)
-    return [(p - lo) / (hi - lo) for p in positions]
-
-
-def strength_to_weights(strength: float, positions: Sequence[float]) -> tuple[float, ...]:
-    """Weights for a strength on the axis through sorted member positions."""
-    s = validate_strength(strength)
-    stops = normalised_positions(positions)
-    weights = [0.0] * len(stops)
-    for i in range(len(stops) - 1):
-        left, right = stops[i], stops[i + 1]
-        if s <= right or i == len(stops) - 2:
-            t = (s - left) / (right - left)
-            weights[i], weights[i + 1] = 1.0 - t, t
-            if t == 0.0:
-                weights[i + 1] = 0.0
-            if t == 1.0:
-                weights[i] = 0.0
-            break
-    return tuple(weights)
-
+validate_weights: Callable[[Sequence[Any], int], tuple[float, ...]] = \
+    _as_weights_error(mixing.validate_weights)
+validate_strength: Callable[[Any], float] = _as_weights_error(mixing.validate_strength)
+normalised_positions: Callable[[Sequence[float]], list[float]] = \
+    _as_weights_error(mixing.normalised_positions)
+strength_to_weights: Callable[[Any, Sequence[float]], tuple[float, ...]] = \
+    _as_weights_error(mixing.strength_to_weights)
+find_preset: Callable[..., mixing.Preset] = _as_weights_error(mixing.find_preset)

@@ -3,15 +3,13 @@
 An editor's embedded Python is a hostile parent for a torch process: Krita injects its own
 PYTHONPATH (and AppImages LD_LIBRARY_PATH), a virtualenv on PATH can leak in, and the
 plugin cannot know where the user installed the backend. So the installer records the
-backend command in a small JSON settings file, the child gets a cleaned environment, and
-its lifetime is tied to the editor (Linux: the kernel kills it when the editor dies;
-Windows: a job object; everywhere: `stop()` on quit). Start-up failures become a message
-that says what to do. Pure Python 3.8+, no pyzmq needed (readiness is a TCP probe).
+backend command in `backend.json` (see settings), the child gets a cleaned environment,
+and its lifetime is the editor's or, detached, its own. Start-up failures become a message
+that says what to do (messages). Pure Python 3.8+, no pyzmq needed (readiness is a TCP probe).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -23,8 +21,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-SETTINGS_NAME = "backend.json"
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
+from . import messages
+from .protocol import DEFAULT_ENDPOINT
+
 START_TIMEOUT = 120.0  # first start imports torch and may compile kernels: be patient
 
 # Variables that make a child Python pick up the editor's interpreter or libraries.
@@ -75,28 +74,6 @@ def port_open(endpoint: str, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
-
-
-# -- settings ----------------------------------------------------------------------------
-
-def read_settings(path: str) -> dict[str, Any]:
-    """The installer's record ({"command": [...], "family_paths": [...], ...}); {} if none."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def write_settings(path: str, data: Mapping[str, Any]) -> None:
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".backend-", suffix=".json", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(dict(data), f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def _is_venv_bin(folder: str) -> bool:
@@ -156,7 +133,7 @@ def _linux_die_with_parent() -> Any:
         import ctypes
 
         prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except Exception:
+    except (ImportError, OSError, AttributeError):
         return None
 
     def set_death_signal() -> None:
@@ -204,44 +181,25 @@ def _windows_kill_on_close(pid: int) -> Any:
         kernel32.AssignProcessToJobObject(job, handle)
         kernel32.CloseHandle(handle)
         return job
-    except Exception:
-        return None
+    except (ImportError, OSError, AttributeError, ValueError):
+        return None  # best effort: stop() on quit still ends the backend
 
 
 # -- the backend process -----------------------------------------------------------------
 
-_HINTS = (
-    ("Address already in use", "Another program uses the port of {endpoint}. Quit it, or "
-     "pick another endpoint in the DNI settings."),
-    ("No module named", "The backend's Python is missing a package ({detail}). Reinstall "
-     "the backend (`pip install -e .` in the DNI folder) and run the installer again."),
-    ("invalid choice: 'serve'", "The `dni` found is too old to have `dni serve`. Update the "
-     "backend and run the installer again."),
-    ("CUDA out of memory", "The GPU has too little free memory; close other GPU programs "
-     "or choose the CPU device."),
-    ("Permission denied", "The backend command cannot be run ({detail}); check its "
-     "permissions."),
-)
-
-
-def explain_failure(log: str, endpoint: str, returncode: int | None) -> str:
-    """A message for an artist: what went wrong and what to do."""
-    for needle, hint in _HINTS:
-        if needle in log:
-            line = next((ln.strip() for ln in log.splitlines() if needle in ln), needle)
-            return hint.format(endpoint=endpoint, detail=line[:160])
-    tail = "\n".join(log.strip().splitlines()[-6:])
-    code = "" if returncode is None else f" (exit code {returncode})"
-    return (f"The DNI backend stopped while starting{code}. Its last words:\n{tail}"
-            if tail else f"The DNI backend stopped while starting{code}.")
-
-
 class Backend:
-    """One `dni serve` child process, started by the editor and stopped with it."""
+    """One `dni serve` child process started by an editor.
+
+    attached (Krita): it dies with the editor (Linux: the kernel's parent-death signal;
+    Windows: a job object; everywhere: `stop()` on quit). detached (GIMP, which starts a
+    new plug-in process for every filter call): it outlives the caller, so the next call
+    finds the networks loaded, and its pid goes to `pid_path` so it can be stopped.
+    """
 
     def __init__(self, command: Sequence[str], endpoint: str = DEFAULT_ENDPOINT, *,
                  family_paths: Sequence[str] = (), extra_args: Sequence[str] = (),
-                 log_path: str | None = None, env: Mapping[str, str] | None = None) -> None:
+                 log_path: str | None = None, env: Mapping[str, str] | None = None,
+                 detached: bool = False, pid_path: str | None = None) -> None:
         ep = parse_endpoint(endpoint)
         if not ep.local:
             raise LaunchError(f"{endpoint} is another machine: start `dni serve` there; the "
@@ -251,42 +209,61 @@ class Backend:
         self.env = dict(env) if env is not None else clean_environment()
         self.log_path = log_path or os.path.join(tempfile.gettempdir(),
                                                  f"dni-serve-{os.getpid()}.log")
+        self.detached = detached
+        self.pid_path = pid_path
         self.process: subprocess.Popen | None = None
         self._job: Any = None
         self._started = 0.0
+
+    def _popen_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if os.name == "nt":
+            # CREATE_NO_WINDOW: no console pops up; detached adds DETACHED_PROCESS and
+            # CREATE_NEW_PROCESS_GROUP.
+            options["creationflags"] = 0x08000000 | (0x00000208 if self.detached else 0)
+        else:
+            options["start_new_session"] = True  # Ctrl+C in a terminal editor: not the backend
+        if sys.platform.startswith("linux") and not self.detached:
+            options["preexec_fn"] = _linux_die_with_parent()
+        return options
 
     def start(self) -> None:
         """Start the child (returns at once; poll `ready()`)."""
         if self.process is not None and self.process.poll() is None:
             return
-        kwargs: dict[str, Any] = {}
-        if sys.platform.startswith("linux"):
-            kwargs["preexec_fn"] = _linux_die_with_parent()
-        if os.name == "nt":
-            kwargs["creationflags"] = 0x08000000  # CREATE_NO_WINDOW: no console pops up
-        else:
-            kwargs["start_new_session"] = True  # Ctrl+C in a terminal Krita: not the backend
         os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)
-        log = open(self.log_path, "wb")
-        try:
-            self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, env=self.env,
-                                            close_fds=True, **kwargs)
-        except FileNotFoundError:
-            raise LaunchError(
-                f"The DNI backend command {self.argv[0]!r} does not exist. Install the "
-                "backend, then run `python installers/install_krita_plugin.py --backend "
-                "/path/to/dni` (or set the command in the DNI settings).") from None
-        except PermissionError as exc:
-            raise LaunchError(f"The DNI backend command cannot be run: {exc}.") from None
-        finally:
-            log.close()
+        with open(self.log_path, "wb") as log:
+            try:
+                # close_fds: the child must not hold the editor's pipes open.
+                self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                                stdout=log, stderr=subprocess.STDOUT,
+                                                env=self.env, close_fds=True,
+                                                **self._popen_options())
+            except FileNotFoundError:
+                raise LaunchError(f"The DNI backend command {self.argv[0]!r} does not exist. "
+                                  "Install the backend, or set its command in the DNI "
+                                  "settings.") from None
+            except OSError as exc:
+                raise LaunchError(f"The DNI backend command cannot be run: {exc}.") from None
         self._started = time.monotonic()
-        if os.name == "nt":
+        if os.name == "nt" and not self.detached:
             self._job = _windows_kill_on_close(self.process.pid)
+        if self.pid_path:
+            self._write_pid()
+
+    def _write_pid(self) -> None:
+        assert self.process is not None and self.pid_path is not None
+        try:
+            with open(self.pid_path, "w", encoding="ascii") as f:
+                f.write(f"{self.process.pid}\n")
+        except OSError:
+            pass  # only a convenience for stopping it by hand
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
 
     def log_tail(self, limit: int = 4000) -> str:
         try:
@@ -304,13 +281,12 @@ class Backend:
             raise LaunchError("The backend was not started.")
         code = self.process.poll()
         if code is not None:
-            raise LaunchError(explain_failure(self.log_tail(), self.endpoint, code))
+            raise LaunchError(messages.start_failed(self.log_tail(), self.endpoint, code))
         if port_open(self.endpoint):
             return True
         if time.monotonic() - self._started > START_TIMEOUT:
             self.stop()
-            raise LaunchError(f"The DNI backend did not answer within {START_TIMEOUT:.0f} s. "
-                              f"Its log is {self.log_path}.")
+            raise LaunchError(messages.start_timeout(START_TIMEOUT, self.log_path))
         return False
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
@@ -319,8 +295,7 @@ class Backend:
         while not self.ready():
             if time.monotonic() > deadline:
                 self.stop()
-                raise LaunchError(f"The DNI backend did not answer within {timeout:.0f} s. "
-                                  f"Its log is {self.log_path}.")
+                raise LaunchError(messages.start_timeout(timeout, self.log_path))
             time.sleep(0.1)
 
     def stop(self, grace: float = 3.0) -> None:

@@ -30,7 +30,7 @@ from blur_family import write_blur_family
 from conftest import correlated_states, write_family
 from test_server_util import Process, serve
 
-from dni_client import Client
+from dni_client import ZmqClient
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -208,7 +208,7 @@ def test_super_resolve_in_gimp_enlarges_the_image_x4(server: Process, gimp_home:
     sx, sy, sw, sh = SELECTION
     x0, y0 = max(0, sx - 32), max(0, sy - 32)
     x1, y1 = min(WIDTH, sx + sw + 32), min(HEIGHT, sy + sh + 32)
-    with Client(server.endpoint, timeout=60) as client:
+    with ZmqClient(server.endpoint, timeout=60) as client:
         direct = client.run("tiny-x4", x1 - x0, y1 - y0, "rgba8",
                             before[y0:y1, x0:x1].tobytes(), strength=0.5)
     want = np.frombuffer(direct.pixels, np.uint8).reshape((y1 - y0) * 4, (x1 - x0) * 4, 4)

@@ -91,8 +91,10 @@ def new_doc(width: int, height: int, name: str, depth: str = "U8") -> tuple:
 def run_checks() -> None:
     import dni_krita
 
+    from dni_client.filters import FILTERS
+
     app = Krita.instance()
-    conn = dni_krita.connection()
+    conn = dni_krita.session()
     check("plugin_loaded", True, endpoint=conn.settings.endpoint)
     qwin = app.activeWindow().qwindow()
     entries = []
@@ -104,8 +106,9 @@ def run_checks() -> None:
             for sub in action.menu().actions():
                 if sub.objectName() == "dni" and sub.menu() is not None:
                     entries = [a.text() for a in sub.menu().actions() if a.text()]
-    check("filter_menu_has_dni_entries", {"Denoise…", "Super-Resolve…", "Stylize…"}
-          <= set(entries), entries=entries, bar=bar, filter_menu=subs[:40])
+    # One entry per declared filter (the catch-all "Other Family…" lists the rest).
+    check("filter_menu_has_dni_entries", {f"{f.title}…" for f in FILTERS} <= set(entries),
+          entries=entries, bar=bar, filter_menu=subs[:40])
     from PyQt5.QtWidgets import QDockWidget
 
     dockers = [d.windowTitle() for d in qwin.findChildren(QDockWidget)]
@@ -114,18 +117,7 @@ def run_checks() -> None:
     conn.wait_connected(timeout=120, pump=lambda: QCoreApplication.processEvents())
     check("backend_started_by_plugin", conn.backend is not None,
           seconds=round(time.monotonic() - t0, 1), message=conn.message,
-          families=[f["name"] for f in conn.families])
-
-    dni_menu = None
-    for action in qwin.menuBar().actions():
-        if action.objectName().lower() == "filter" and action.menu() is not None:
-            for sub in action.menu().actions():
-                if sub.objectName() == "dni" and sub.menu() is not None:
-                    dni_menu = sub.menu()
-    if dni_menu is not None:
-        dni_menu.aboutToShow.emit()
-    dynamic = [a.text() for a in dni_menu.actions()] if dni_menu is not None else []
-    check("filter_menu_lists_other_families", "Tiny3…" in dynamic, entries=dynamic)
+          families=[f.name for f in conn.families])
 
     denoise = CONF["denoise"]
     size = 96
@@ -235,7 +227,7 @@ def run_checks() -> None:
     try:
         dni_krita.run_filter(denoise, layer=group, document=doc)
         check("group_layer_refused", False)
-    except dni_krita.DNIError as exc:
+    except dni_krita.FilterError as exc:
         check("group_layer_refused", "group" in str(exc), message=str(exc))
 
     # 7. The dialog: live preview follows the slider.
@@ -279,7 +271,7 @@ def run_checks() -> None:
     w = dialog.weights
     check("dialog_mixer_keeps_weights_convex", abs(sum(w) - 1) < 1e-9 and min(w) >= 0
           and abs(w[0] - 0.5) < 1e-9 and dialog.previews_shown > shown
-          and dialog.options().weights == tuple(w), weights=[round(x, 3) for x in w])
+          and dialog.options().amount.weights == tuple(w), weights=[round(x, 3) for x in w])
     # Apply from the dialog: the job runs asynchronously, delivered by the plugin's QTimer.
     layers_before = len(photo.rootNode().childNodes())
     dialog.apply()
@@ -292,20 +284,29 @@ def run_checks() -> None:
           and applied.name().endswith("/".join(str(int(round(x * 100))) for x in w)),
           layer=applied.name() if applied else None)
     dialog.reject()
+    # Filter ▸ DNI ▸ Other Family… offers every installed family, whatever its task.
+    other = dni_krita.open_dialog(task="other")
+    deadline = time.monotonic() + 30
+    while not other.families and time.monotonic() < deadline:
+        pump(0.05)
+    check("filter_menu_lists_other_families", {f.name for f in other.families}
+          == {f.name for f in conn.families} and other.family_box.count() == len(conn.families),
+          offered=[f.name for f in other.families])
+    other.reject()
 
     # The docker re-runs the last filter with its own slider and replaces that result.
-    from dni_krita import api
+    from dni_krita.plugin import instance
 
     docker = [d for d in qwin.findChildren(QDockWidget) if d.windowTitle() == "DNI"][0]
     docker.refresh()
     docker.slider.setValue(200)
     docker.rerun()
     deadline = time.monotonic() + 60
-    while (api.current is not None or api.last_run.get("layer") is None) \
+    while (conn.current is not None or instance().last_run.layer is None) \
             and time.monotonic() < deadline:
         pump(0.05)
     names = [n.name() for n in photo.rootNode().childNodes()]
-    title = conn.family(denoise).get("title") or denoise
+    title = conn.family(denoise).title
     check("docker_rerun_replaces_last_result", f"DNI {title} 20%" in names
           and (applied is None or applied.name() not in names), layers=names,
           status=docker.status.text())
@@ -346,13 +347,14 @@ def run_checks() -> None:
     src.setPixelData(noisy_fill(1024, 1024, sigma=10.0), 0, 0, 1024, 1024)
     before_names = [n.name() for n in d.rootNode().childNodes()]
     done = []
-    from dni_krita import api
+    from dni_krita.core import Options
+    from dni_krita.plugin import instance
 
     # Cancel first: the job ends with "Cancelled" and nothing changes.
     cancelled = []
-    running = api.start_job(d, src, conn.family("tiny3"), dni_krita.core.Options(strength=0.5),
-                            lambda layer, error: cancelled.append(error))
-    running.cancel()
+    running = instance().start_job(d, src, conn.family("tiny3"), Options(),
+                                   lambda layer, error: cancelled.append(error))
+    conn.cancel(running)
     deadline = time.monotonic() + 30
     while not cancelled and time.monotonic() < deadline:
         pump(0.05)
@@ -360,8 +362,8 @@ def run_checks() -> None:
           and "Cancelled" in cancelled[0]
           and [n.name() for n in d.rootNode().childNodes()] == before_names,
           message=cancelled[0] if cancelled else None)
-    api.start_job(d, src, conn.family("tiny3"), dni_krita.core.Options(strength=0.5),
-                  lambda layer, error: done.append(error))
+    instance().start_job(d, src, conn.family("tiny3"), Options(),
+                         lambda layer, error: done.append(error))
     old_pid = conn.backend.process.pid
     conn.backend.process.kill()
     deadline = time.monotonic() + 30

@@ -1,4 +1,4 @@
-"""A stand-in for dni_client.Client that runs the real engine in-process.
+"""A typed fake of dni_client.Client that runs the real engine in-process.
 
 The plugin's unit tests use it with the fake `krita` module: the pixels that come back are
 what the server would compute, so the tests check real results without sockets. `mode`
@@ -11,18 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from dni import layouts
 from dni.engine import Engine
-from dni_client.client import Event
+from dni.server import layouts
+from dni_client.client import Client, ConnectionLost, Event, Result, ServerError
 
 
-class EngineClient:
+class EngineClient(Client):
     engine: Engine | None = None
     mode = "ok"  # "ok", "lost" (connection_lost on poll), "hold" (never finishes)
     instances: list[EngineClient] = []
 
     def __init__(self, endpoint: str, **kwargs: Any) -> None:
         self.endpoint = endpoint
+        self.timeout = float(kwargs.get("timeout", 30.0))
         self.kwargs = kwargs
         self.jobs: dict[str, dict[str, Any]] = {}
         self.cancelled: list[str] = []
@@ -41,7 +42,7 @@ class EngineClient:
     def submit(self, family: str, width: int, height: int, layout: str, pixels: Any, *,
                strength: float | None = None, weights: Any = None, mask: Any = None,
                strength_map: Any = None, mode: str = "network", preview: bool = False,
-               tile: int | None = None) -> str:
+               tile: int | None = None, job_id: str | None = None) -> str:
         self._n += 1
         job_id = f"job{self._n}"
         job = dict(family=family, width=width, height=height, layout=layout,
@@ -92,6 +93,23 @@ class EngineClient:
                 header["id"] = job_id
                 events.append(Event("result", job_id, header, data))
         return events
+
+    def run(self, family: str, width: int, height: int, layout: str, pixels: Any, *,
+            on_progress: Any = None, **options: Any) -> Result:
+        job_id = self.submit(family, width, height, layout, pixels, **options)
+        while True:
+            for event in self.poll():
+                if event.job_id != job_id:
+                    continue
+                if event.kind == "progress":
+                    if on_progress is not None and on_progress(event.fraction, event.stage):
+                        self.cancel(job_id)
+                    continue
+                if event.kind == "result":
+                    return Result.from_event(event)
+                if event.code == "connection_lost":
+                    raise ConnectionLost(event.message)
+                raise ServerError(event.code, event.message)
 
     def close(self) -> None:
         self.closed = True

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .core import Limits, Server
+from .limits import Limits
 from .security import SecurityError, is_local_endpoint
+from .server import Server
 
 __all__ = ["Limits", "SecurityError", "Server", "is_local_endpoint"]

@@ -11,7 +11,7 @@ import logging
 
 import zmq
 
-from .core import Limits
+from .limits import Limits
 from .security import (
     CurveKeys,
     check_endpoint,

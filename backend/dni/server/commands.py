@@ -15,6 +15,7 @@ from typing import Any
 
 from dni_client import protocol as P
 
+from ..errors import DNIError
 from .security import SecurityError, create_keys, load_keys
 
 
@@ -72,21 +73,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     endpoint = args.endpoint or (None if args.connect else P.DEFAULT_ENDPOINT)
     try:
         keys = load_keys(args.curve_keys) if args.curve_keys else None
-        from .core import Limits, Server
+        from .limits import Limits
         from .security import check_endpoint
+        from .server import Server
 
         for address in ([endpoint] if endpoint else []) + args.connect:
             check_endpoint(address, keys)  # refuse before torch is even imported
-        from ..errors import DNIError
-
         limits = Limits(max_pixels=args.max_pixels, max_queue=args.max_queue)
         server = Server(endpoint, connect=args.connect, devices=args.device or ["auto"],
                         family_paths=args.family_path, curve=keys, limits=limits)
-    except SecurityError as exc:
+    except (SecurityError, DNIError) as exc:
         return _fail(str(exc))
-    except DNIError as exc:
-        return _fail(str(exc))
-    except Exception as exc:  # noqa: BLE001 - e.g. address in use: one line, not a trace
+    # Starting can fail in many ways (address in use, a broken device, torch itself): the
+    # user gets one line, not a traceback.
+    except Exception as exc:  # noqa: BLE001
         return _fail(f"cannot start the server: {exc}")
 
     def ready(srv: Server) -> None:
@@ -119,7 +119,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         broker = Broker(args.frontend, args.backend, curve=keys)
     except SecurityError as exc:
         return _fail(str(exc))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - e.g. address in use: one line, not a trace
         return _fail(f"cannot start the broker: {exc}")
     print(f"listening on {broker.endpoints[0]} (workers: {broker.endpoints[1]})", flush=True)
     broker.serve()  # SIGTERM ends the process (the broker holds no jobs); ctrl-C returns

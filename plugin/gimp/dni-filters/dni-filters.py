@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""DNI filters for GIMP 3: Filters ▸ Enhance ▸ DNI Denoise… / DNI Super-Resolve… and
-Filters ▸ Artistic ▸ DNI Stylize…
+"""DNI filters for GIMP 3: one procedure per filter in dni_client.filters, e.g.
+Filters ▸ Enhance ▸ DNI Denoise… and Filters ▸ Artistic ▸ DNI Stylize…
 
 Deep Network Interpolation blends the weights of correlated networks (θ = Σ wᵢθᵢ) in the
 DNI backend (`dni serve`); this plug-in sends the selected pixels there and writes the
@@ -29,8 +29,11 @@ import gi  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from dni_gimp_menus import PROCEDURES, FilterSpec  # noqa: E402
+from dni_gimp_menus import label, procedures  # noqa: E402
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
+
+from dni_client.errors import FilterError  # noqa: E402
+from dni_client.filters import Filter  # noqa: E402
 
 try:
     import dni_gimp
@@ -49,7 +52,7 @@ def _failure(procedure: Gimp.Procedure, status: Gimp.PDBStatusType,
     return procedure.new_return_values(status, GLib.Error(message))
 
 
-def add_arguments(procedure: Gimp.Procedure, spec: FilterSpec) -> None:
+def add_arguments(procedure: Gimp.Procedure) -> None:
     procedure.add_string_argument(
         "family", "_Family", "DNI family to use (empty: the filter's default)", "", RW)
     procedure.add_double_argument(
@@ -65,44 +68,53 @@ def add_arguments(procedure: Gimp.Procedure, spec: FilterSpec) -> None:
         "weights (for comparison)", False, RW)
 
 
-def run_filter(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
-               drawables: list, config: Gimp.ProcedureConfig, data: object = None
-               ) -> Gimp.ValueArray:
-    if dni_gimp is None:
-        return _failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, IMPORT_PROBLEM)
-    spec = PROCEDURES[procedure.get_name()]
-    interactive = run_mode == Gimp.RunMode.INTERACTIVE
-    settings = dni_gimp.Settings.load()
-    client = None
-    progress = None
+def _run(procedure: Gimp.Procedure, entry: Filter, interactive: bool, image: Gimp.Image,
+         drawables: list, config: Gimp.ProcedureConfig) -> Gimp.ValueArray | None:
+    """Run one filter; None when it finished, the CANCEL values when the dialog was
+    cancelled. FilterError for anything to tell the user."""
+    dni_gimp.check_target(image, drawables)
+    settings = dni_gimp.load_settings()
+    session = dni_gimp.new_session(settings)
+    progress = dni_gimp.Progress(f"DNI {entry.title}: connecting...")
     try:
-        dni_gimp.check_target(image, drawables)
-        progress = dni_gimp.Progress(f"DNI {spec.task}: connecting...")
-        client = dni_gimp.connect(settings, progress)
+        dni_gimp.connect(session, progress)
         if interactive:
             import dni_gimp_dialog
 
             progress.end()
             progress = None
-            answer = dni_gimp_dialog.run_dialog(procedure, config, spec, client, settings)
-            if answer is None:
+            if not dni_gimp_dialog.run_dialog(config, entry, session.families, settings):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
-            progress = dni_gimp.Progress(f"DNI {spec.task}...")
-        family, choice = dni_gimp.options_from_config(config.get_property, spec,
-                                                      client.families(), settings)
-        title = str(family.get("title") or family.get("name"))
-        dni_gimp.apply(image, drawables, client, family, choice,
+            progress = dni_gimp.Progress(f"DNI {entry.title}...")
+        family, amount = dni_gimp.options_from_config(config.get_property, entry,
+                                                      session.families, settings)
+        dni_gimp.apply(image, drawables, session, family, amount,
                        mode="pixel" if config.get_property("pixel-blend") else "network",
-                       title=title, progress=progress)
-    except dni_gimp.Cancelled as exc:
+                       progress=progress)
+    finally:
+        if progress is not None:
+            progress.end()
+        session.shutdown()
+    return None
+
+
+def run_filter(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
+               drawables: list, config: Gimp.ProcedureConfig, data: object = None
+               ) -> Gimp.ValueArray:
+    if dni_gimp is None:
+        return _failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, IMPORT_PROBLEM)
+    entry = procedures()[procedure.get_name()]
+    try:
+        cancelled = _run(procedure, entry, run_mode == Gimp.RunMode.INTERACTIVE, image,
+                         drawables, config)
+    except FilterError as exc:
         dni_gimp.log(str(exc))
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
-    except dni_gimp.FilterError as exc:
-        dni_gimp.log(str(exc))
+        if exc.code == "cancelled":
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
         status = (Gimp.PDBStatusType.CALLING_ERROR if isinstance(exc, dni_gimp.CallingError)
                   else Gimp.PDBStatusType.EXECUTION_ERROR)
         return _failure(procedure, status, str(exc))
-    except Exception as exc:  # a bug or a surprise: say so instead of a bare traceback
+    except Exception as exc:  # noqa: BLE001 - a bug: say so instead of a bare traceback
         import traceback
 
         traceback.print_exc()
@@ -110,33 +122,28 @@ def run_filter(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Im
                         f"DNI failed unexpectedly ({type(exc).__name__}: {exc}); the image "
                         "was not changed, or Edit ▸ Undo restores it. Details are on "
                         "GIMP's error console.")
-    finally:
-        if progress is not None:
-            progress.end()
-        if client is not None:
-            client.close()
-    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+    return cancelled or procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
 
 
 class DniFilters(Gimp.PlugIn):
     def do_query_procedures(self) -> list:
-        return list(PROCEDURES)
+        return list(procedures())
 
     def do_set_i18n(self, name: str) -> bool:
         return False
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
-        spec = PROCEDURES[name]
+        entry = procedures()[name]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_filter)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label(spec.label)
-        procedure.add_menu_path(spec.menu)
+        procedure.set_menu_label(label(entry))
+        procedure.add_menu_path(entry.gimp_menu)
         procedure.set_documentation(
-            spec.blurb, spec.blurb + ". Deep Network Interpolation: the slider blends the "
+            entry.blurb, entry.blurb + ". Deep Network Interpolation: the slider blends the "
             "weights of a family of networks. Needs the DNI backend (dni serve).", name)
         procedure.set_attribution("DNI contributors", "DNI contributors", "2026")
-        add_arguments(procedure, spec)
+        add_arguments(procedure)
         return procedure
 
 

@@ -1,6 +1,6 @@
 """The DNI filter dialog (GimpUi + GTK 3): family, presets, strength, N-way mixer.
 
-A view over `dni_client.filter_options.MixState`, which holds every rule (linked sliders,
+A view over `dni_client.mix_state.MixState`, which holds every rule (linked sliders,
 presets, what strength 0 and 1 mean). On OK the dialog writes the procedure's arguments
 into its config, so an interactive run and a script run the same code afterwards, and
 "Repeat" reuses the values.
@@ -14,12 +14,14 @@ import gi
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("GimpUi", "3.0")
-import dni_gimp  # noqa: E402
 from gi.repository import GimpUi, GLib, Gtk  # noqa: E402
 
-from dni_client import filter_options as fo  # noqa: E402
-from dni_client.presets import PresetError, PresetStore  # noqa: E402
-from dni_client.requests import RequestError  # noqa: E402
+from dni_client import filters  # noqa: E402
+from dni_client.errors import FilterError  # noqa: E402
+from dni_client.families import FamilyInfo  # noqa: E402
+from dni_client.mix_state import MixState, format_weights, parse_weights  # noqa: E402
+from dni_client.presets import PresetStore  # noqa: E402
+from dni_client.settings import BackendSettings  # noqa: E402
 
 _CUSTOM = "(custom)"
 
@@ -41,26 +43,23 @@ def _slider(value: float, on_change: Any) -> tuple[Gtk.Widget, Gtk.Adjustment]:
 
 
 class FilterDialog:
-    def __init__(self, procedure: Any, config: Any, spec: dni_gimp.FilterSpec,
-                 families: list[dict[str, Any]], store: PresetStore) -> None:
+    def __init__(self, config: Any, entry: filters.Filter, families: list[FamilyInfo],
+                 store: PresetStore) -> None:
         self.config = config
-        self.spec = spec
+        self.entry = entry
         self.store = store
-        self.families = fo.families_for_task(families, spec.task) or list(families)
+        self.families = filters.families_for(entry, families) or list(families)
         if not self.families:
-            raise dni_gimp.FilterError("The DNI backend has no families installed; see "
-                                       "docs/gimp.md (Troubleshooting).")
-        wanted = str(config.get_property("family") or "") or fo.default_family(
-            families, spec.task)
-        family = next((f for f in self.families if f.get("name") == wanted),
-                      self.families[0])
-        weights = fo.parse_weights(str(config.get_property("weights") or "")) or None
-        self.state = fo.MixState(family, store, float(config.get_property("strength")),
-                                 weights)
+            raise FilterError("The DNI backend has no families installed; see "
+                              "docs/gimp.md (Troubleshooting).")
+        wanted = str(config.get_property("family") or "")
+        family = next((f for f in self.families if f.name == wanted),
+                      filters.default_family(entry, self.families) or self.families[0])
+        weights = parse_weights(str(config.get_property("weights") or "")) or None
+        self.state = MixState(family, store, float(config.get_property("strength")), weights)
         self._busy = False  # guards against feedback while widgets are set from the state
 
-        self.dialog = GimpUi.Dialog(title=spec.label.replace("_", "").rstrip("."),
-                                    role=spec.procedure)
+        self.dialog = GimpUi.Dialog(title=f"DNI {entry.title}", role=entry.gimp_procedure)
         self.dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
         self.dialog.add_button("_OK", Gtk.ResponseType.OK)
         self.dialog.set_default_response(Gtk.ResponseType.OK)
@@ -69,7 +68,7 @@ class FilterDialog:
 
         self.family_combo = Gtk.ComboBoxText()
         for fam in self.families:
-            self.family_combo.append(str(fam["name"]), str(fam.get("title") or fam["name"]))
+            self.family_combo.append(fam.name, fam.title)
         self.family_combo.connect("changed", self._family_changed)
         grid.attach(Gtk.Label(label="Family:", xalign=0), 0, 0, 1, 1)
         grid.attach(self.family_combo, 1, 0, 2, 1)
@@ -115,7 +114,7 @@ class FilterDialog:
         grid.attach(self.message, 0, 9, 3, 1)
 
         self._busy = True
-        self.family_combo.set_active_id(str(family["name"]))
+        self.family_combo.set_active_id(family.name)
         self._busy = False
         self._rebuild_family()
 
@@ -123,14 +122,14 @@ class FilterDialog:
 
     def _rebuild_family(self) -> None:
         fam = self.state.family
-        self.description.set_text(str(fam.get("description") or ""))
-        low, high = fo.end_labels(fam)
+        self.description.set_text(fam.description)
+        low, high = fam.low_label, fam.high_label
         self.low_label.set_markup(f"<small>0 = {GLib.markup_escape_text(low)}</small>")
         self.high_label.set_markup(f"<small>1 = {GLib.markup_escape_text(high)}</small>")
         for child in self.mixer.get_children():
             self.mixer.remove(child)
         self.weight_adjs = []
-        for i, label in enumerate(fo.member_labels(fam)):
+        for i, label in enumerate(fam.labels):
             box, adj = _slider(self.state.weights[i],
                                lambda v, i=i: self._weight_moved(i, v))
             self.mixer.attach(Gtk.Label(label=label, xalign=0), 0, i, 1, 1)
@@ -161,8 +160,7 @@ class FilterDialog:
         self.mixer.set_visible(self.state.can_mix and self.state.mixing)
         self.mixer.set_no_show_all(not (self.state.can_mix and self.state.mixing))
         self.preset_combo.set_active_id(self.state.preset or _CUSTOM)
-        user = {p.name for p in self.state.presets() if not p.builtin}
-        self.delete.set_sensitive(self.state.preset in user)
+        self.delete.set_sensitive(self.state.user_preset_selected())
         self._busy = False
         if self.state.mixing:
             self.mixer.show_all()
@@ -173,7 +171,7 @@ class FilterDialog:
         if self._busy:
             return
         name = combo.get_active_id()
-        fam = next((f for f in self.families if f.get("name") == name), None)
+        fam = next((f for f in self.families if f.name == name), None)
         if fam is not None:
             self.state.set_family(fam)
             self._rebuild_family()
@@ -187,7 +185,7 @@ class FilterDialog:
             return
         try:
             self.state.apply_preset(name)
-        except RequestError as exc:
+        except FilterError as exc:
             self.message.set_text(str(exc))
         self._sync()
 
@@ -209,7 +207,7 @@ class FilterDialog:
     def _save_preset(self, _button: Any) -> None:
         try:
             preset = self.state.save_preset(self.preset_name.get_text())
-        except (PresetError, RequestError) as exc:
+        except FilterError as exc:
             self.message.set_text(str(exc))
             return
         self.message.set_text(f"Saved the preset '{preset.name}'.")
@@ -222,8 +220,8 @@ class FilterDialog:
         if not name:
             return
         try:
-            self.store.delete(str(self.state.family["name"]), name, family=self.state.family)
-        except PresetError as exc:
+            self.store.delete(self.state.family, name)
+        except FilterError as exc:
             self.message.set_text(str(exc))
             return
         self.state.preset = None
@@ -233,14 +231,14 @@ class FilterDialog:
     # -- result --------------------------------------------------------------------------
 
     def write_config(self) -> None:
-        choice = self.state.choice()
-        self.config.set_property("family", str(self.state.family["name"]))
+        amount = self.state.amount()
+        self.config.set_property("family", self.state.family.name)
         self.config.set_property("preset", "")
-        if choice.weights is not None:
-            self.config.set_property("weights", fo.format_weights(choice.weights))
+        if amount.weights is not None:
+            self.config.set_property("weights", format_weights(amount.weights))
         else:
             self.config.set_property("weights", "")
-            self.config.set_property("strength", float(choice.strength or 0.0))
+            self.config.set_property("strength", float(amount.strength or 0.0))
         self.config.set_property("pixel-blend", self.pixel_blend.get_active())
 
     def run(self) -> bool:
@@ -250,16 +248,15 @@ class FilterDialog:
         return self.dialog.run() == Gtk.ResponseType.OK
 
 
-def run_dialog(procedure: Any, config: Any, spec: dni_gimp.FilterSpec, client: Any,
-               settings: dni_gimp.Settings) -> bool | None:
-    """Show the dialog; True after OK (config updated), None after Cancel."""
-    GimpUi.init(spec.procedure)
-    view = FilterDialog(procedure, config, spec, client.families(),
-                        PresetStore(settings.presets_path))
+def run_dialog(config: Any, entry: filters.Filter, families: list[FamilyInfo],
+               settings: BackendSettings) -> bool:
+    """Show the dialog; True after OK (config updated), False after Cancel."""
+    GimpUi.init(entry.gimp_procedure)
+    view = FilterDialog(config, entry, families, PresetStore(settings.presets_path))
     try:
         ok = view.run()
         if ok:
             view.write_config()
-        return True if ok else None
+        return ok
     finally:
         view.dialog.destroy()

@@ -10,42 +10,58 @@ See docs/krita.md.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
-from . import vendor
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The installer puts the shared client into _lib/ (tests import it from the checkout).
+if os.path.isdir(os.path.join(HERE, "_lib")) and os.path.join(HERE, "_lib") not in sys.path:
+    sys.path.insert(0, os.path.join(HERE, "_lib"))
 
-vendor.setup()
+from dni_client import vendoring  # noqa: E402
+from dni_client.errors import FilterError  # noqa: E402
+
+vendoring.setup(HERE)
 
 try:
     import zmq  # noqa: F401  (vendored per Python version by the installer)
 except ImportError:
-    ZMQ_PROBLEM: str | None = vendor.missing_zmq_message()
+    ZMQ_PROBLEM: str | None = vendoring.missing_zmq_message("Krita", HERE,
+                                                            "install_krita_plugin.py")
 else:
     ZMQ_PROBLEM = None
 
-if ZMQ_PROBLEM is None:
-    from .api import DNIError, connection, run_filter
-else:
-    # Without pyzmq the plugin still loads, and says what to do instead of a traceback.
-    class DNIError(Exception):  # type: ignore[no-redef]
-        pass
+__all__ = ["FilterError", "open_dialog", "run_filter", "session"]
 
-    def run_filter(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
-        raise DNIError(ZMQ_PROBLEM)
 
-    def connection() -> Any:  # type: ignore[misc]
-        raise DNIError(ZMQ_PROBLEM)
+def _usable() -> None:
+    if ZMQ_PROBLEM is not None:
+        raise FilterError(ZMQ_PROBLEM)
 
-__all__ = ["DNIError", "connection", "run_filter", "open_dialog"]
+
+def run_filter(*args: Any, **kwargs: Any) -> Any:
+    """Filter a paint layer; see api.run_filter. Returns the new layer."""
+    _usable()
+    from .api import run_filter as run
+
+    return run(*args, **kwargs)
+
+
+def session() -> Any:
+    """The plugin's connection to the backend (dni_client.session.Session)."""
+    _usable()
+    from .plugin import instance
+
+    return instance().session
 
 
 def open_dialog(family: str | None = None, task: str | None = None) -> Any:
     """Open the filter dialog (as the Filter ▸ DNI menu does); returns it."""
-    if ZMQ_PROBLEM is not None:
-        raise DNIError(ZMQ_PROBLEM)
-    from .dialog import open_dialog as _open
+    _usable()
+    from .dialog import open_dialog as show
 
-    return _open(family=family, task=task)
+    return show(family=family, task=task)
 
 
 def _register() -> None:
@@ -59,8 +75,6 @@ def _register() -> None:
     try:
         from .extension import register
     except ImportError as exc:  # e.g. no PyQt5 in a test interpreter
-        import sys
-
         print(f"DNI: plugin UI not loaded: {exc}", file=sys.stderr)
         return
     register(app, ZMQ_PROBLEM)

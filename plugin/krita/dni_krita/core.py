@@ -1,19 +1,20 @@
 """Krita documents <-> DNI jobs: read what to filter, then write the result back.
 
-Only the Krita API (libkis) and dni_client.requests; no Qt widgets, no network. Both halves
-run on the GUI thread. The user's pixels are never written to: results go into a new
-layer (setPixelData is not undoable; adding and removing nodes is), and "replace" is a new
-layer plus an undoable removal of the old one.
+Only the Krita API (libkis) and dni_client; no Qt widgets, no network. Both halves run on
+the GUI thread. The user's pixels are never written to: results go into a new layer
+(setPixelData is not undoable; adding and removing nodes is), and "replace" is a new layer
+plus an undoable removal of the old one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from dni_client import filter_options as fo
-from dni_client import requests as rq
-from dni_client.requests import Rect, RequestError
+from dni_client import pixels as px
+from dni_client.errors import RequestError
+from dni_client.families import FamilyInfo
+from dni_client.geometry import DEFAULT_PADDING, Rect, WorkArea, work_area
+from dni_client.job import Amount, JobSpec
 
 TARGET_NEW_LAYER = "new_layer"
 TARGET_REPLACE = "replace"
@@ -32,54 +33,44 @@ _LAYER_HINTS = {
     "adjustmentlayer": "is a filter layer. Select a paint layer.",
 }
 
+_MODEL_HINTS = {
+    "CMYKA": "Convert it with Image ▸ Convert Image Color Space… to RGB/Alpha, run the "
+             "filter, and convert back if you need CMYK.",
+    "LABA": "Convert it with Image ▸ Convert Image Color Space… to RGB/Alpha; L*a*b* "
+            "values would be misread as RGB.",
+    "GRAYA": "Convert it with Image ▸ Convert Image Color Space… to RGB/Alpha (the "
+             "networks work on colour).",
+}
+
 
 class Options(NamedTuple):
-    strength: float | None = None
-    weights: tuple[float, ...] | None = None
+    amount: Amount = Amount(0.5, None)
     mode: str = "network"
     selection_only: bool = True
     strength_map: Any = None  # None, "selection" or a Krita Node (greyscale layer)
     target: str = TARGET_NEW_LAYER
     sr_output: str = SR_RESIZE
-    padding: int = rq.DEFAULT_PADDING
+    padding: int = DEFAULT_PADDING
 
 
-class Job(NamedTuple):
+class KritaJob(NamedTuple):
     """What was sent, and what is needed to put the answer back."""
 
     doc: Any
     node: Any
-    family: dict[str, Any]
-    fmt: rq.PixelFormat
-    area: rq.WorkArea
-    pixels: bytes
+    spec: JobSpec
+    area: WorkArea
     selection_mask: bytes | None  # over area.crop; multiplies the new layer's alpha
-    engine_mask: bytes | None  # over area.crop; sent to the engine (replace mode)
-    strength_map: bytes | None
     options: Options
     image_size: tuple[int, int]
-    name: str
 
     @property
     def scale(self) -> int:
-        return int(self.family.get("scale") or 1)
+        return self.spec.scale
 
-    def submit_kwargs(self, preview: bool = False) -> dict[str, Any]:
-        """Arguments for Client.submit."""
-        crop = self.area.crop
-        o = self.options
-        kwargs: dict[str, Any] = dict(
-            family=self.family["name"], width=crop.width, height=crop.height,
-            layout=self.fmt.layout, pixels=self.pixels, mode=o.mode, preview=preview)
-        if self.strength_map is not None:
-            kwargs["strength_map"] = self.strength_map
-        elif o.weights is not None:
-            kwargs["weights"] = list(o.weights)
-        else:
-            kwargs["strength"] = o.strength
-        if self.engine_mask is not None:
-            kwargs["mask"] = self.engine_mask
-        return kwargs
+    @property
+    def name(self) -> str:
+        return self.spec.result_name()
 
 
 def _rect(qrect: Any) -> Rect:
@@ -97,7 +88,21 @@ def selection_rect(doc: Any) -> Rect | None:
     return Rect(int(sel.x()), int(sel.y()), int(sel.width()), int(sel.height()))
 
 
-def check_layer(doc: Any, node: Any) -> rq.PixelFormat:
+def layer_format(color_model: str, depth: str) -> px.PixelFormat:
+    """The format of an RGBA layer; RequestError naming the fix for anything else."""
+    if color_model != "RGBA":
+        hint = _MODEL_HINTS.get(color_model, "Convert it with Image ▸ Convert Image Color "
+                                "Space… to RGB/Alpha first.")
+        raise RequestError(f"DNI works on RGB images; this layer is {color_model}/{depth}. "
+                           + hint)
+    fmt = px.KRITA_FORMATS.get(depth)
+    if fmt is None:
+        raise RequestError(f"The colour depth {depth} is not supported; convert the image "
+                           "to 8-bit, 16-bit or 32-bit float RGB/Alpha.")
+    return fmt
+
+
+def check_layer(doc: Any, node: Any) -> px.PixelFormat:
     """The layer's pixel format; RequestError with the fix for anything unusable."""
     if doc is None:
         raise RequestError("Open an image first.")
@@ -108,18 +113,18 @@ def check_layer(doc: Any, node: Any) -> rq.PixelFormat:
     if kind != "paintlayer":
         hint = _LAYER_HINTS.get(kind, "is not a paint layer. Select a paint layer.")
         raise RequestError(f"The layer '{node.name()}' {hint}")
-    return rq.krita_format(node.colorModel(), node.colorDepth())
+    return layer_format(node.colorModel(), node.colorDepth())
 
 
-def check_weights(family: dict[str, Any], strength: float | None,
-                  weights: Sequence[float] | None) -> tuple[float | None,
-                                                              tuple[float, ...] | None]:
-    """The shared rules (filter_options.check_choice: default strength 0.5, weights not
-    rescaled), except that giving both is an error here: a script says one or the other."""
-    if strength is not None and weights is not None:
-        raise RequestError("Give a strength or weights, not both.")
-    choice = fo.check_choice(family, strength, weights)
-    return choice.strength, choice.weights
+def strength_plane(pixels: bytes, color_model: str, depth: str, count: int) -> bytes:
+    """One byte per pixel from a layer or mask used as a strength map."""
+    if color_model == "A" or (color_model == "GRAYA" and depth == "U8" and len(pixels) == count):
+        return px.grey_plane(pixels, None, 1, count)  # a mask: one byte per pixel already
+    channels = {"RGBA": 4, "GRAYA": 2}.get(color_model)
+    if channels is None:
+        raise RequestError(f"A {color_model} layer cannot serve as a strength map; use a "
+                           "greyscale paint layer or a selection.")
+    return px.grey_plane(pixels, px.KRITA_FORMATS.get(depth), channels, count)
 
 
 def _strength_map_bytes(doc: Any, source: Any, crop: Rect, node: Any) -> bytes:
@@ -135,48 +140,52 @@ def _strength_map_bytes(doc: Any, source: Any, crop: Rect, node: Any) -> bytes:
         raise RequestError(f"The layer '{source.name()}' cannot serve as a strength map: use "
                            "a greyscale paint layer.")
     data = bytes(source.pixelData(crop.x, crop.y, crop.width, crop.height))
-    return rq.grey_plane(data, source.colorModel(), source.colorDepth(), crop.width,
-                         crop.height)
+    return strength_plane(data, source.colorModel(), source.colorDepth(), crop.area)
 
 
-def prepare(doc: Any, node: Any, family: dict[str, Any], options: Options,
-            crop: Rect | None = None) -> Job:
-    """Read everything a job needs from the document (GUI thread). `crop` forces the
-    area (previews); otherwise the selection or the layer decides."""
-    fmt = check_layer(doc, node)
-    strength, weights = check_weights(family, options.strength, options.weights)
-    if options.strength_map is not None and weights is not None:
-        raise RequestError("A strength map varies the strength along the family's axis; "
-                           "use it with the strength slider, not the mixer.")
-    options = options._replace(strength=strength, weights=weights)
+def _area(doc: Any, node: Any, options: Options, crop: Rect | None) -> WorkArea:
     image = image_rect(doc)
     sel_rect = selection_rect(doc)
     use_selection = (options.selection_only and sel_rect is not None
                      and options.strength_map != MAP_SELECTION)
     if crop is not None:
-        area = rq.WorkArea(crop.intersect(image), crop.intersect(image),
-                           use_selection and not sel_rect.intersect(crop).empty)  # type: ignore[union-attr]
-    else:
-        area = rq.work_area(image, _rect(node.bounds()) if node.bounds() is not None else None,
-                            sel_rect if use_selection else None, padding=options.padding)
+        inside = crop.intersect(image)
+        return WorkArea(inside, inside, use_selection and sel_rect is not None
+                        and not sel_rect.intersect(crop).empty)
+    bounds = node.bounds()
+    return work_area(image, _rect(bounds) if bounds is not None else None,
+                     sel_rect if use_selection else None, padding=options.padding)
+
+
+def prepare(doc: Any, node: Any, family: FamilyInfo, options: Options,
+            crop: Rect | None = None) -> KritaJob:
+    """Read everything a job needs from the document (GUI thread). `crop` forces the
+    area (previews); otherwise the selection or the layer decides."""
+    fmt = check_layer(doc, node)
+    amount = Amount(*family.check_amount(*options.amount[:2]), options.amount.preset)
+    if options.strength_map is not None and amount.weights is not None:
+        raise RequestError("A strength map varies the strength along the family's axis; "
+                           "use it with the strength slider, not the mixer.")
+    options = options._replace(amount=amount)
+    area = _area(doc, node, options, crop)
     c = area.crop
     mask: bytes | None = None
     if area.selected:
         mask = bytes(doc.selection().pixelData(c.x, c.y, c.width, c.height))
-        if crop is None and rq.mask_is_empty(mask):
+        if crop is None and px.mask_is_empty(mask):
             raise RequestError("The selection is empty: nothing is selected inside the "
                                "image. Select an area, or Select ▸ Deselect.")
     pixels = bytes(node.pixelData(c.x, c.y, c.width, c.height))
-    rq.check_bytes(pixels, c, fmt.bytes_per_pixel, "layer pixels")
+    px.check_bytes(pixels, c.width, c.height, fmt.bytes_per_pixel, "layer pixels")
     smap = None
     if options.strength_map is not None:
         smap = _strength_map_bytes(doc, options.strength_map, c, node)
     replace = options.target == TARGET_REPLACE
-    name = rq.layer_name(str(family.get("title") or family["name"]),
-                         None if smap is not None else strength, weights, mode=options.mode)
-    return Job(doc, node, family, fmt, area, pixels,
-               None if replace else mask, mask if replace else None, smap, options,
-               (image.width, image.height), name)
+    spec = JobSpec(family, c, fmt, pixels, amount, options.mode,
+                   mask=mask if replace else None, strength_map=smap,
+                   preview=crop is not None)
+    return KritaJob(doc, node, spec, area, None if replace else mask, options,
+                    (image_rect(doc).width, image_rect(doc).height))
 
 
 # -- applying results --------------------------------------------------------------------
@@ -189,6 +198,11 @@ def _new_paint_layer(doc: Any, like: Any, name: str) -> Any:
     return layer
 
 
+_LOOK = (("opacity", "setOpacity"), ("blendingMode", "setBlendingMode"),
+         ("visible", "setVisible"), ("alphaLocked", "setAlphaLocked"),
+         ("inheritAlpha", "setInheritAlpha"), ("colorLabel", "setColorLabel"))
+
+
 def _copy_of(doc: Any, node: Any, name: str) -> Any:
     """A new paint layer with the node's pixels and look. Not Node.duplicate(): in Krita
     5.1.5, removing a layer after duplicating it aborted Krita (seen under Xvfb)."""
@@ -197,80 +211,67 @@ def _copy_of(doc: Any, node: Any, name: str) -> Any:
     if not b.empty:
         layer.setPixelData(bytes(node.pixelData(b.x, b.y, b.width, b.height)), b.x, b.y,
                            b.width, b.height)
-    for getter, setter in (("opacity", "setOpacity"), ("blendingMode", "setBlendingMode"),
-                           ("visible", "setVisible"), ("alphaLocked", "setAlphaLocked"),
-                           ("inheritAlpha", "setInheritAlpha"), ("colorLabel", "setColorLabel")):
+    for getter, setter in _LOOK:
         if hasattr(node, getter) and hasattr(layer, setter):
             getattr(layer, setter)(getattr(node, getter)())
     return layer
 
 
-def _node_alive(doc: Any, node: Any) -> bool:
+def _node_alive(node: Any) -> bool:
     """Whether `node` is still in the document (the user may have deleted it)."""
     try:
         return node.parentNode() is not None
-    except Exception:
+    except RuntimeError:  # its C++ object is gone
         return False
 
 
-def _result_pixels(job: Job, width: int, height: int, layout: str, data: bytes) -> bytes:
-    crop = job.area.crop
-    scale = job.scale
-    if (width, height) != (crop.width * scale, crop.height * scale):
-        raise RequestError(f"The backend returned {width}x{height} pixels for a "
-                           f"{crop.width}x{crop.height} area (scale {scale}); nothing was "
-                           "changed.")
-    if layout not in (job.fmt.layout, f"krita:{job.fmt.depth}"):
-        raise RequestError(f"The backend returned {layout} pixels, expected "
-                           f"{job.fmt.layout}; nothing was changed.")
-    rq.check_bytes(data, Rect(0, 0, width, height), job.fmt.bytes_per_pixel, "result")
+def result_pixels(job: KritaJob, width: int, height: int, layout: str, data: bytes) -> bytes:
+    """The answer checked, with the selection's soft edges applied to its alpha."""
+    data = job.spec.checked_pixels(width, height, layout, data)
     if job.selection_mask is not None:
-        mask = rq.upscale_plane(job.selection_mask, crop.width, crop.height, scale)
-        data = rq.multiply_alpha(data, mask, job.fmt)
+        crop = job.area.crop
+        mask = px.upscale_plane(job.selection_mask, crop.width, crop.height, job.scale)
+        data = px.multiply_alpha(data, mask, job.spec.fmt)
     return data
 
 
-def apply_result(job: Job, width: int, height: int, layout: str, data: bytes) -> Any:
+def apply_result(job: KritaJob, width: int, height: int, layout: str, data: bytes) -> Any:
     """Put a finished job's pixels into the document; returns the new layer (GUI thread).
 
     Checks everything before touching the document, so a bad answer changes nothing.
     """
     doc, node = job.doc, job.node
-    if not _node_alive(doc, node):
+    if not _node_alive(node):
         raise RequestError(f"The layer '{job.name}' was filtered from has been deleted; "
                            "nothing was changed.")
     if (int(doc.width()), int(doc.height())) != job.image_size:
         raise RequestError("The image was resized while DNI was working; nothing was "
                            "changed. Run the filter again.")
-    pixels = _result_pixels(job, width, height, layout, data)
-    scale = job.scale
-    place = rq.placement(job.area.crop, scale)
-    if scale > 1 and job.options.sr_output == SR_NEW_DOCUMENT:
+    pixels = result_pixels(job, width, height, layout, data)
+    place = job.area.crop.scaled(job.scale)
+    if job.scale > 1 and job.options.sr_output == SR_NEW_DOCUMENT:
         return _into_new_document(job, place, pixels)
-    if scale > 1:
+    if job.scale > 1:
         w, h = job.image_size
-        doc.scaleImage(w * scale, h * scale, int(doc.xRes()), int(doc.yRes()), "Bicubic")
+        doc.scaleImage(w * job.scale, h * job.scale, int(doc.xRes()), int(doc.yRes()),
+                       "Bicubic")
         doc.waitForDone()
     parent = node.parentNode()
-    if job.options.target == TARGET_REPLACE:
-        layer = _copy_of(doc, node, job.name)
-        layer.setPixelData(pixels, place.x, place.y, place.width, place.height)
-        parent.addChildNode(layer, node)
+    replace = job.options.target == TARGET_REPLACE
+    layer = _copy_of(doc, node, job.name) if replace else _new_paint_layer(doc, node, job.name)
+    layer.setPixelData(pixels, place.x, place.y, place.width, place.height)
+    parent.addChildNode(layer, node)
+    if replace:
         node.remove()
-    else:
-        layer = _new_paint_layer(doc, node, job.name)
-        layer.setPixelData(pixels, place.x, place.y, place.width, place.height)
-        parent.addChildNode(layer, node)
     doc.setActiveNode(layer)
     doc.refreshProjection()
     return layer
 
 
-def _into_new_document(job: Job, place: Rect, pixels: bytes) -> Any:
-    from krita import Krita  # noqa: PLC0415 - only this path needs the application
+def _into_new_document(job: KritaJob, place: Rect, pixels: bytes) -> Any:
+    from krita import Krita  # only this path needs the application
 
-    src = job.doc
-    node = job.node
+    src, node = job.doc, job.node
     name = f"{job.name} of {src.name() or 'image'}"
     doc = Krita.instance().createDocument(place.width, place.height, name, node.colorModel(),
                                           node.colorDepth(), node.colorProfile(),

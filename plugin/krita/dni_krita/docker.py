@@ -1,5 +1,5 @@
-"""The "DNI" docker: backend status, re-run the last filter with new sliders, progress and
-Cancel for the running job."""
+"""The "DNI" docker: backend status, re-run the last filter with a new strength, progress
+and Cancel for the running job. A view: it reads the Plugin and listens to its signals."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from dni_client.requests import RequestError
+from dni_client.errors import FilterError
+from dni_client.job import Amount
 
-from . import api
-from .connection import STATE_CONNECTED, BackendError
+from .plugin import instance
 
 STEPS = 1000
 
@@ -39,89 +39,98 @@ class DNIDocker(DockWidget):
         self.connect_button = QPushButton("Connect / start backend")
         self.connect_button.clicked.connect(self._connect)
         layout.addWidget(self.connect_button)
-
         self.last_label = QLabel("No filter run yet.")
         self.last_label.setWordWrap(True)
         layout.addWidget(self.last_label)
+        layout.addLayout(self._strength_row())
+        self.rerun_button = QPushButton("Re-run (replaces the last result)")
+        self.rerun_button.clicked.connect(self.rerun)
+        layout.addWidget(self.rerun_button)
+        layout.addLayout(self._progress_row())
+        layout.addStretch(1)
+        self.setWidget(body)
+        self._shown_run: Any = None
+        plugin = instance()
+        plugin.session.state_changed.connect(self.refresh)
+        plugin.session.job_changed.connect(lambda _handle: self.refresh())
+        plugin.last_run_changed.connect(self.refresh)
+        self.refresh()
+
+    def _strength_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        self.low = QLabel()
+        self.low, self.high = QLabel(), QLabel()
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setRange(0, STEPS)
-        self.high = QLabel()
         self.spin = QDoubleSpinBox()
         self.spin.setRange(0.0, 100.0)
         self.spin.setSuffix(" %")
         self.slider.valueChanged.connect(lambda v: self.spin.setValue(v * 100.0 / STEPS))
         self.spin.valueChanged.connect(lambda v: self.slider.setValue(int(round(v * STEPS / 100))))
-        for w in (self.low, self.slider, self.high, self.spin):
-            row.addWidget(w)
-        layout.addLayout(row)
-        self.rerun_button = QPushButton("Re-run (replaces the last result)")
-        self.rerun_button.clicked.connect(self.rerun)
-        layout.addWidget(self.rerun_button)
+        for widget in (self.low, self.slider, self.high, self.spin):
+            row.addWidget(widget)
+        return row
 
-        prow = QHBoxLayout()
+    def _progress_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self._cancel)
-        prow.addWidget(self.progress, 1)
-        prow.addWidget(self.cancel_button)
-        layout.addLayout(prow)
-        layout.addStretch(1)
-        self.setWidget(body)
-        self._shown_run: Any = None
-        api.connection().listeners.append(self.refresh)
-        api.job_listeners.append(self.refresh)
-        self.refresh()
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.cancel_button)
+        return row
 
     def canvasChanged(self, canvas: Any) -> None:  # noqa: N802 - Krita's name
         self.refresh()
 
     def refresh(self) -> None:
-        conn = api.connection()
-        self.status.setText(conn.message)
-        self.connect_button.setVisible(conn.state != STATE_CONNECTED)
-        running = api.current
+        plugin = instance()
+        session = plugin.session
+        self.status.setText(session.message)
+        self.connect_button.setVisible(not session.connected)
+        running = session.current
         self.progress.setVisible(running is not None)
         self.cancel_button.setVisible(running is not None)
         if running is not None:
             self.progress.setValue(int(running.fraction * 100))
-        last = api.last_run
+        last = plugin.last_run
         self.rerun_button.setEnabled(last is not None and running is None)
         if last is not None and last is not self._shown_run:
-            self._shown_run = last
-            options = last["options"]
-            try:
-                fam = conn.family(last["family"])
-                members = fam.get("members") or []
-                self.low.setText(str(members[0]["label"]) if members else "")
-                self.high.setText(str(members[-1]["label"]) if members else "")
-            except BackendError:
-                pass
-            self.last_label.setText(f"Last: {last['family']} on '{last['node'].name()}'")
-            if options.strength is not None:
-                self.slider.setValue(int(round(options.strength * STEPS)))
+            self._show_run(last)
+
+    def _show_run(self, last: Any) -> None:
+        self._shown_run = last
+        try:
+            family = instance().session.family(last.family)
+            self.low.setText(family.labels[0])
+            self.high.setText(family.labels[-1])
+        except FilterError:
+            pass  # not connected: the labels stay as they were
+        self.last_label.setText(f"Last: {last.family} on '{last.node.name()}'")
+        if last.options.amount.strength is not None:
+            self.slider.setValue(int(round(last.options.amount.strength * STEPS)))
 
     def _connect(self) -> None:
         try:
-            api.connection().step()
-        except BackendError as exc:
+            instance().session.step()
+        except FilterError as exc:
             QMessageBox.warning(self, "DNI", str(exc))
         self.refresh()
 
     def _cancel(self) -> None:
-        if api.current is not None:
-            api.current.cancel()
+        session = instance().session
+        if session.current is not None:
+            session.cancel(session.current)
 
     def rerun(self) -> None:
         """The last filter again with the docker's strength; its previous result layer
         (if still there) is removed afterwards, undoably."""
-        last = api.last_run
-        if last is None or api.current is not None:
+        plugin = instance()
+        last = plugin.last_run
+        if last is None or plugin.session.current is not None:
             return
-        previous = last.get("layer")
-        options = last["options"]._replace(strength=self.slider.value() / STEPS, weights=None)
+        previous = last.layer
+        options = last.options._replace(amount=Amount(self.slider.value() / STEPS, None))
 
         def finished(layer: Any, error: str | None) -> None:
             if error is not None:
@@ -133,8 +142,8 @@ class DNIDocker(DockWidget):
             self.refresh()
 
         try:
-            fam = api.connection().family(last["family"])
-            api.start_job(last["doc"], last["node"], fam, options, finished)
-        except (RequestError, BackendError) as exc:
+            family = plugin.session.family(last.family)
+            plugin.start_job(last.doc, last.node, family, options, finished)
+        except FilterError as exc:
             QMessageBox.warning(self, "DNI", str(exc))
         self.refresh()

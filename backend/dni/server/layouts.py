@@ -5,6 +5,9 @@ babl for "R'G'B'A u8", "R'G'B'A float" and friends. The table of layouts lives i
 `dni_client.protocol` (the client computes byte counts from it without numpy); this module
 adds the numpy side. Layouts already in RGB(A) order decode without copying
 (`np.frombuffer`: a read-only view of the received frame); BGRA needs one reordering copy.
+
+It lives with the server (and `dni apply --server`): the engine itself works on arrays and
+never sees the wire format.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 
 from dni_client.protocol import LAYOUTS, ProtocolError, canonical_layout
 
-from .errors import ImageError
+from ..errors import ImageError
 
 _DTYPES = {"u8": np.dtype("u1"), "u16": np.dtype("<u2"), "f16": np.dtype("<f2"),
            "f32": np.dtype("<f4")}

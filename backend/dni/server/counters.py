@@ -1,0 +1,22 @@
+"""The server's diagnostic counters (`stats`), bumped by the I/O thread and the workers."""
+
+from __future__ import annotations
+
+import threading
+
+NAMES = ("requests", "errors", "completed", "failed", "cancelled", "superseded",
+         "vanished_dropped")
+
+
+class Counters:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # workers and the I/O thread count at once
+        self._values = dict.fromkeys(NAMES, 0)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._values[name] += amount
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)

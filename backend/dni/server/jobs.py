@@ -1,0 +1,177 @@
+"""The job queue: one FIFO shared by all workers, with per-client caps and byte accounting.
+
+The I/O thread adds, cancels and forgets jobs; the workers take them. Every method takes
+the one lock itself, so callers never hold it (and never send while holding it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from dni_client import protocol as P
+
+from .limits import Limits
+from .parsing import Client, RunRequest
+
+JobKey = tuple[Client, str]  # job ids are the client's: unique per client only
+
+
+class State(Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class Cancel(Enum):
+    """What a cancel request did."""
+
+    UNQUEUED = "unqueued"    # the job was still queued: it is gone now
+    SIGNALLED = "signalled"  # the job is running: it stops before its next tile
+    UNKNOWN = "unknown"      # finished already, or never here (behind a broker)
+
+
+@dataclass(eq=False)  # jobs are compared by identity (deque.remove)
+class Job:
+    request: RunRequest
+    state: State = State.QUEUED
+    cancel: threading.Event = field(default_factory=threading.Event)
+    vanished: bool = False           # its client is gone: drop whatever it produces
+    tiles_after_cancel: int = 0
+    nbytes: int = field(init=False)  # counted once: the frames are emptied when done
+
+    def __post_init__(self) -> None:
+        self.nbytes = sum(len(frame) for frame in self.request.frames.values())
+
+    @property
+    def id(self) -> str:
+        return self.request.id
+
+    @property
+    def client(self) -> Client:
+        return self.request.client
+
+    @property
+    def key(self) -> JobKey:
+        return self.request.client, self.request.id
+
+    def release(self) -> None:
+        """Done with the pixels: let go of the received frames (up to a GiB each)."""
+        self.request.frames.clear()
+        self.state = State.DONE
+
+
+class JobQueue:
+    def __init__(self, limits: Limits, stopping: threading.Event) -> None:
+        self._limits = limits
+        self._stopping = stopping  # set from a signal handler: takes no lock
+        self._cond = threading.Condition()
+        self._queue: deque[Job] = deque()
+        self._jobs: dict[JobKey, Job] = {}  # queued and running: until the reply is sent
+        self._queued_bytes = 0
+
+    # -- the I/O thread ----------------------------------------------------------------
+
+    def check_new(self, key: JobKey) -> None:
+        """A job id may be reused once its job has ended, not before."""
+        with self._cond:
+            if key in self._jobs:
+                raise P.header_error(f"job id {key[1]!r} is already in use by this client")
+
+    def supersede_previews(self, client: Client) -> list[Job]:
+        """Remove the client's queued previews: in a slider drag only the newest matters."""
+        with self._cond:
+            old = [job for job in self._queue if job.client == client and job.request.preview]
+            for job in old:
+                self._unqueue(job)
+            return old
+
+    def add(self, job: Job) -> int:
+        """Queue a job; its position (1 = next). ProtocolError `busy` if it does not fit."""
+        with self._cond:
+            mine = sum(1 for queued in self._queue if queued.client == job.client)
+            if (len(self._queue) >= self._limits.max_queue
+                    or mine >= self._limits.max_queue_per_client
+                    or self._queued_bytes + job.nbytes > self._limits.max_queue_bytes):
+                raise P.ProtocolError("busy", f"the queue is full ({len(self._queue)} jobs, "
+                                      f"{mine} of them yours); try again later")
+            self._queue.append(job)
+            self._queued_bytes += job.nbytes
+            self._jobs[job.key] = job
+            self._cond.notify()
+            return len(self._queue)
+
+    def cancel(self, key: JobKey) -> Cancel:
+        with self._cond:
+            job = self._jobs.get(key)
+            if job is None:
+                return Cancel.UNKNOWN
+            if job.state is State.QUEUED:
+                self._unqueue(job)
+                return Cancel.UNQUEUED
+            job.cancel.set()
+            return Cancel.SIGNALLED
+
+    def drop_client(self, client: Client) -> int:
+        """The client is gone: drop its queued jobs, cancel its running one; how many."""
+        with self._cond:
+            dropped = [job for job in self._jobs.values() if job.client == client]
+            for job in dropped:
+                job.vanished = True
+                job.cancel.set()
+                if job.state is State.QUEUED:
+                    self._unqueue(job)
+            return len(dropped)
+
+    def forget(self, job: Job) -> None:
+        """Its terminal reply went out (or its client is gone): the id is free again."""
+        with self._cond:
+            if self._jobs.get(job.key) is job:
+                del self._jobs[job.key]
+
+    def close(self) -> list[Job]:
+        """Stopping: empty the queue (returns what was queued), cancel the running jobs
+        and wake every worker so that it can see the stop."""
+        with self._cond:
+            queued = list(self._queue)
+            for job in queued:
+                self._unqueue(job)
+            for job in self._jobs.values():
+                job.cancel.set()
+            self._cond.notify_all()
+            return queued
+
+    def active(self) -> list[Job]:
+        """The queued and running jobs (diagnostics and tests)."""
+        with self._cond:
+            return list(self._jobs.values())
+
+    def counts(self) -> tuple[int, int, int]:
+        """(queued jobs, running jobs, queued bytes), for `stats`."""
+        with self._cond:
+            running = sum(1 for job in self._jobs.values() if job.state is State.RUNNING)
+            return len(self._queue), running, self._queued_bytes
+
+    # -- the workers -------------------------------------------------------------------
+
+    def take(self) -> Job | None:
+        """The next job, waiting for one; None once the server is stopping."""
+        with self._cond:
+            while not self._queue and not self._stopping.is_set():
+                self._cond.wait()
+            if self._stopping.is_set():
+                return None
+            job = self._queue.popleft()
+            self._queued_bytes -= job.nbytes
+            job.state = State.RUNNING
+            return job
+
+    # -- with the lock held ------------------------------------------------------------
+
+    def _unqueue(self, job: Job) -> None:
+        self._queue.remove(job)
+        self._queued_bytes -= job.nbytes
+        del self._jobs[job.key]
+        job.release()

@@ -1,0 +1,256 @@
+"""The `dni serve` server: the I/O loop, and a table of ops that answers each request.
+
+Threads:
+
+* the I/O thread (the caller of `Server.serve`) owns the ROUTER socket (router.py). It
+  parses requests (requests.py), answers hello/families/ping/stats/cancel at once, queues
+  runs (jobs.py) and sends everything the workers produce (outbox.py). It never runs a
+  network, so it always answers.
+* one worker thread per device (worker.py) owns one Engine and takes jobs from the
+  shared queue.
+
+A client counts as gone when the ROUTER can no longer route to it: its queued jobs are
+dropped and its running job is cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from dni_client import protocol as P
+
+from .. import __version__
+from . import layouts
+from .counters import Counters
+from .failures import describe
+from .jobs import Cancel, Job, JobQueue
+from .limits import Limits
+from .outbox import Outbox
+from .parsing import Client, Request, RequestError, RunRequest, parse_request
+from .router import Delivery, Router
+from .security import CurveKeys, check_endpoint, start_authenticator
+from .worker import Engine, Worker
+
+log = logging.getLogger("dni.server")
+
+_MAX_BATCH = 64  # requests handled before the workers' messages get a turn
+
+EngineFactory = Callable[[str], Engine]
+
+
+def _default_engine_factory(family_paths: Sequence[Path], max_pixels: int) -> EngineFactory:
+    def make(device: str) -> Engine:
+        from ..engine import Engine  # torch: only once a server really starts
+
+        return Engine(device, list(family_paths), max_pixels=max_pixels)
+
+    return make
+
+
+class Server:
+    """Serve jobs on `endpoint` (bind) or, behind a broker, on `connect` endpoints."""
+
+    def __init__(self, endpoint: str | None = P.DEFAULT_ENDPOINT, *,
+                 connect: Sequence[str] = (), devices: Sequence[str] = ("auto",),
+                 family_paths: Sequence[Path] = (), curve: CurveKeys | None = None,
+                 limits: Limits | None = None, engine_factory: EngineFactory | None = None,
+                 context: zmq.Context | None = None) -> None:
+        self.limits = limits or Limits()
+        for address in ([endpoint] if endpoint else []) + list(connect):
+            check_endpoint(address, curve)  # before anything is bound or loaded
+        if not endpoint and not connect:
+            raise ValueError("give an endpoint to bind or one to connect to")
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self) & 0xFFFF:04x}"
+        factory = engine_factory or _default_engine_factory(family_paths,
+                                                             self.limits.max_pixels)
+        self._engines = [factory(device) for device in devices]
+        self.devices = [str(engine.device) for engine in self._engines]
+        self._curve = curve
+        self._stopping = threading.Event()
+        self.counters = Counters()
+        self.jobs = JobQueue(self.limits, self._stopping)
+        self._ops: dict[str, Callable[[Request], None]] = {
+            P.OP_HELLO: self._hello, P.OP_FAMILIES: self._families, P.OP_RUN: self._run,
+            P.OP_CANCEL: self._cancel, P.OP_PING: self._ping, P.OP_STATS: self._stats}
+
+        self._context = context or zmq.Context()
+        self._own_context = context is None
+        self._auth = start_authenticator(self._context, curve) if curve and endpoint else None
+        self._router = Router(self._context, self.limits.max_frame_bytes, self._stopping)
+        try:
+            self._router.attach(endpoint, connect, curve)
+        except BaseException:
+            self._release_sockets()
+            raise
+        self.endpoints = self._router.endpoints
+        self._outbox = Outbox(self._context)
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def serve(self, ready: Callable[[Server], None] | None = None) -> None:
+        """Run until stop() is called (from a signal handler or another thread)."""
+        for index, engine in enumerate(self._engines):
+            worker = Worker(engine, self.jobs, self._outbox, self.counters, self.name)
+            thread = threading.Thread(target=worker.run, daemon=True,
+                                      name=f"dni-worker-{index}")
+            thread.start()
+            self._threads.append(thread)
+        if ready is not None:
+            ready(self)
+        poller = zmq.Poller()
+        poller.register(self._router.socket, zmq.POLLIN)
+        poller.register(self._outbox.wake, zmq.POLLIN)
+        try:
+            while not self._stopping.is_set():
+                events = dict(poller.poll(200))
+                if self._outbox.wake in events:
+                    self._outbox.clear_wakeups()
+                if self._router.socket in events:
+                    self._receive_batch()
+                self._flush_outbox()
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        self._stopping.set()  # only an Event: this runs in signal handlers
+
+    def _shutdown(self) -> None:
+        for job in self.jobs.close():
+            self._send_error(job.client, job.id, "shutting_down", "the server is stopping")
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        self._flush_outbox()
+        self._outbox.close()
+        # term() waits for every socket; a worker stuck in a long tile still holds one.
+        self._release_sockets(term=not any(t.is_alive() for t in self._threads))
+
+    def _release_sockets(self, term: bool = True) -> None:
+        self._router.close()
+        if self._auth is not None:
+            self._auth.stop()
+        if self._own_context and term:
+            self._context.term()
+
+    # -- the I/O loop ------------------------------------------------------------------
+
+    def _receive_batch(self) -> None:
+        for _ in range(_MAX_BATCH):
+            frames = self._router.receive()
+            if frames is None:
+                return
+            self._handle(frames)
+
+    def _handle(self, frames: list[zmq.Frame]) -> None:
+        self.counters.add("requests")
+        request: Request | None = None
+        try:
+            request = parse_request(frames, self.limits, self._ops)
+            self._ops[request.op](request)
+        except RequestError as exc:
+            self._send_error(exc.client, exc.request_id, exc.code, exc.message)
+        # A request, however bad, must never stop the server: it gets an error reply.
+        except Exception as exc:  # noqa: BLE001
+            failure = describe(exc)
+            if failure.unexpected:
+                log.error("request failed: %s", traceback.format_exc())
+            client = request.client if request else (bytes(frames[0]),)
+            self._send_error(client, request.id if request else None, failure.code,
+                             failure.message)
+
+    def _flush_outbox(self) -> None:
+        """Send what the workers produced; a terminal reply frees its job's id."""
+        for item in self._outbox.pending():
+            job = item.job
+            if job.vanished:  # nobody to tell
+                if item.terminal:
+                    self.jobs.forget(job)
+                continue
+            delivered = self._send(job.client, item.header, item.frames,
+                                   droppable=not item.terminal)
+            if item.terminal:
+                self.jobs.forget(job)
+                if not delivered:
+                    log.info("job %s finished after its client left", job.id)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _send(self, client: Client, header: dict[str, Any], frames: Sequence[Any] = (),
+              droppable: bool = False) -> bool:
+        """Send one message; False when the client is gone (or the message was dropped)."""
+        delivery = self._router.send(client, header, frames, droppable)
+        if delivery is Delivery.GONE:
+            self._client_gone(client)
+        return delivery is Delivery.SENT
+
+    def _reply(self, request: Request, header: dict[str, Any]) -> None:
+        self._send(request.client, {**header, "id": request.id})
+
+    def _send_error(self, client: Client, request_id: object, code: str, message: str) -> None:
+        self.counters.add("errors")
+        header: dict[str, Any] = {"kind": P.KIND_ERROR, "code": code, "message": message}
+        if isinstance(request_id, str) and len(request_id) <= 64:  # echo only a sane id
+            header["id"] = request_id
+        self._send(client, header)
+
+    def _client_gone(self, client: Client) -> None:
+        dropped = self.jobs.drop_client(client)
+        self.counters.add("vanished_dropped", dropped)
+        if dropped:
+            log.info("client gone: dropped %d job(s)", dropped)
+
+    # -- the ops -----------------------------------------------------------------------
+
+    def _hello(self, request: Request) -> None:
+        self._reply(request, {
+            "kind": P.KIND_HELLO, "protocol": P.PROTOCOL_VERSION,
+            "server": f"dni {__version__}", "worker": self.name, "devices": self.devices,
+            "families": self._engines[0].families(), "layouts": layouts.names(),
+            "layout_aliases": dict(P.LAYOUT_ALIASES), "ops": list(self._ops),
+            "limits": self.limits.to_dict(), "curve": self._curve is not None})
+
+    def _families(self, request: Request) -> None:
+        # Re-read on every request (cheap: the registry caches manifests by mtime), so
+        # that a family the user just added or edited shows up without a restart.
+        self._reply(request, {"kind": P.KIND_FAMILIES,
+                              "families": self._engines[0].families()})
+
+    def _ping(self, request: Request) -> None:
+        self._reply(request, {"kind": P.KIND_PONG})
+
+    def _stats(self, request: Request) -> None:
+        queued, running, queued_bytes = self.jobs.counts()
+        self._reply(request, {"kind": P.KIND_STATS, "worker": self.name, "queued": queued,
+                              "running": running, "queued_bytes": queued_bytes,
+                              "counters": self.counters.snapshot()})
+
+    def _cancel(self, request: Request) -> None:
+        outcome = self.jobs.cancel((request.client, request.id))
+        if outcome is Cancel.UNQUEUED:
+            self.counters.add("cancelled")
+            self._send_error(request.client, request.id, "cancelled",
+                             "cancelled before it started")
+        self._reply(request, {"kind": P.KIND_CANCEL_ACK,
+                              "found": outcome is not Cancel.UNKNOWN})
+
+    def _run(self, request: Request) -> None:
+        assert isinstance(request, RunRequest)  # the parser makes one for every run
+        job = Job(request)
+        self.jobs.check_new(job.key)
+        if request.preview:
+            for old in self.jobs.supersede_previews(job.client):
+                self.counters.add("superseded")
+                self._send_error(old.client, old.id, "superseded",
+                                 f"replaced by the newer preview {job.id}")
+        position = self.jobs.add(job)
+        self._send(job.client, {"kind": P.KIND_PROGRESS, "id": job.id, "fraction": 0.0,
+                                "stage": "queued", "position": position}, droppable=True)

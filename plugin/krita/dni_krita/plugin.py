@@ -1,0 +1,123 @@
+"""The Krita plugin's state, in one object: its backend `Session`, the job the docker
+shows and what its Re-run repeats. Views (dialog, docker, menus) listen to its signals
+instead of reading module globals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from dni_client import filters
+from dni_client.client import Result
+from dni_client.errors import FilterError
+from dni_client.families import FamilyInfo
+from dni_client.session import JobHandle, Session, Signal
+
+from . import core
+from .settings import KritaSettings
+
+INSTALLER = "install_krita_plugin.py"
+
+if TYPE_CHECKING:  # collections.abc.Callable[...] fails at run time on Python 3.8
+    Finished = Callable[[Any, "str | None"], None]  # (new layer, None) or (None, message)
+
+
+class MenuEntry(NamedTuple):
+    action_id: str
+    text: str
+    tooltip: str
+    task: str
+
+
+def menu_entries() -> list[MenuEntry]:
+    """Filter ▸ DNI: one entry per declared filter (dni_client.filters)."""
+    return [MenuEntry("dni_" + f.task.replace("-", "_"), f"{f.title}…", f.blurb, f.task)
+            for f in filters.FILTERS]
+
+
+class LastRun(NamedTuple):
+    """What the docker's Re-run repeats: the same layer, family and options."""
+
+    doc: Any
+    node: Any
+    family: str
+    options: core.Options
+    layer: Any = None  # the result, once applied
+
+
+class Plugin:
+    def __init__(self, settings: KritaSettings, session: Session | None = None) -> None:
+        self.settings = settings
+        self.session = session or Session(settings.backend, installer=INSTALLER)
+        self.last_run: LastRun | None = None
+        self.last_job: core.KritaJob | None = None  # the last job applied (scripts, tests)
+        self.last_run_changed = Signal()
+        self.session.state_changed.connect(self._cache_families)
+
+    def _cache_families(self) -> None:
+        if self.session.connected:
+            self.settings.cache_families(
+                [{"name": f.name, "title": f.title, "task": f.task}
+                 for f in self.session.families])
+
+    def known_families(self) -> list[FamilyInfo]:
+        """The backend's families, or the last session's while it is not connected."""
+        if self.session.families:
+            return list(self.session.families)
+        return [FamilyInfo.from_dict(f) for f in self.settings.cached_families()]
+
+    def apply(self, job: core.KritaJob, result: Result) -> Any:
+        """A finished job's result into the document (FilterError if it cannot be)."""
+        layer = core.apply_result(job, result.width, result.height, result.layout,
+                                  result.pixels)
+        self.last_job = job
+        return layer
+
+    def start_job(self, doc: Any, node: Any, family: FamilyInfo, options: core.Options,
+                  on_finished: Finished) -> JobHandle:
+        """Read the pixels now, run on the backend, apply when the answer arrives (GUI
+        thread). FilterError for problems found before anything was sent."""
+        job = core.prepare(doc, node, family, options)
+
+        def event(handle: JobHandle) -> None:
+            if not handle.done:
+                return
+            try:
+                if handle.error is not None:
+                    raise handle.error
+                assert handle.result is not None
+                layer = self.apply(job, handle.result)
+            except FilterError as exc:
+                on_finished(None, str(exc))
+                return
+            if self.last_run is not None and self.last_run.node is node:
+                self.last_run = self.last_run._replace(layer=layer)
+                self.last_run_changed.emit()
+            on_finished(layer, None)
+
+        handle = self.session.submit(job.spec, event)
+        self.last_run = LastRun(doc, node, family.name, job.options)
+        self.last_run_changed.emit()
+        return handle
+
+    def shutdown(self) -> None:
+        self.session.shutdown()
+
+
+_instance: Plugin | None = None
+
+
+def instance() -> Plugin:
+    """The plugin's one Plugin (made on first use from the saved settings)."""
+    global _instance
+    if _instance is None:
+        _instance = Plugin(KritaSettings.load())
+    return _instance
+
+
+def replace(plugin: Plugin | None) -> None:
+    """Swap the Plugin (tests; settings that need a fresh start)."""
+    global _instance
+    if _instance is not None and plugin is not _instance:
+        _instance.shutdown()
+    _instance = plugin
