@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from dni.blend import interpolate
+from dni.checkpoints import build_model, read_state_dict
 from dni.manifest import load_manifest
 from dni.weighting import strength_to_weights
-from dni.weights import build_model, read_state_dict
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 FAMILIES = sorted(p.parent.name for p in MODELS.glob("*/family.toml"))

@@ -192,7 +192,7 @@ def test_pickled_checkpoints_are_never_executed(tmp_path) -> None:
     """A .pth whose pickle would run code is refused by weights_only loading."""
     import pickle
 
-    from dni.weights import read_state_dict
+    from dni.checkpoints import read_state_dict
 
     class Exploit:
         def __reduce__(self):  # noqa: ANN204

@@ -14,8 +14,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dni.checkpoints import build_model, read_state_dict  # noqa: E402
 from dni.manifest import load_manifest  # noqa: E402
-from dni.weights import build_model, read_state_dict  # noqa: E402
 from models.recipes import data, denoise, stylize, super_resolve  # noqa: E402
 from models.recipes.common import load_checkpoint  # noqa: E402
 

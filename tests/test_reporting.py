@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dni.blend import interpolate
-from dni.weights import build_model, read_state_dict
+from dni.checkpoints import build_model, read_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -23,7 +23,7 @@ _LAZY = {
     "interpolate": "blend", "correlation": "correlation",
     "correlation_report": "correlation", "Engine": "engine", "Cancelled": "errors",
     "DNIError": "errors", "Family": "family", "Manifest": "manifest",
-    "read_state_dict": "weights",
+    "read_state_dict": "checkpoints",
 }
 __all__ = [*sorted(_LAZY), "families", "load_family"]
 

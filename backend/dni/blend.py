@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .checkpoints import StateDict
 from .weighting import validate_weights
-from .weights import StateDict
 
 _Slot = tuple[nn.Module, str, bool]  # owner module, attribute name, is_parameter
 # Incremental moves between exact lerps: at most this many roundings (a few ulps) pile up.
@@ -35,7 +35,7 @@ def interpolate(state_dicts: Sequence[StateDict], weights: Sequence[float]) -> S
 
     Plain function for scripters and `dni mix`; the live path uses `Blender`.
     """
-    from .weights import check_compatible
+    from .checkpoints import check_compatible
 
     w = validate_weights(weights, len(state_dicts))
     check_compatible(list(state_dicts), [f"model {i + 1}" for i in range(len(state_dicts))])

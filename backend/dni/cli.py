@@ -168,7 +168,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _inspect_inputs(args: argparse.Namespace) -> tuple[list, list[str]]:
-    from .weights import read_state_dict
+    from .checkpoints import read_state_dict
 
     if args.family:
         from .family import Family
@@ -220,8 +220,8 @@ def cmd_mix(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     from .blend import interpolate
+    from .checkpoints import read_state_dict
     from .imagefiles import atomic_write_bytes
-    from .weights import read_state_dict
 
     if args.output.suffix != ".safetensors":
         raise DNIError(f"{args.output}: the mixed checkpoint must be a .safetensors file")

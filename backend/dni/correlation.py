@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .weights import StateDict, check_compatible
+from .checkpoints import StateDict, check_compatible
 
 GOOD_THRESHOLD = 0.689
 FAIL_THRESHOLD = 0.1

@@ -19,12 +19,12 @@ from torch import nn
 
 from . import imaging
 from .blend import Blender
+from .checkpoints import build_model_with_multiple, check_compatible, read_state_dict
 from .device import autocast_dtype, is_out_of_memory, memory_budget, resolve_device
 from .errors import Cancelled, DNIError, ImageError, WeightsError
 from .manifest import Manifest
 from .tiling import Tile, plan_tiles
 from .weighting import normalised_positions, strength_to_weights, validate_weights
-from .weights import build_model_with_multiple, check_compatible, read_state_dict
 
 Progress = Callable[[float, str], None]
 MIN_TILE = 32

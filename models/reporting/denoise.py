@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dni.checkpoints import build_model, read_state_dict
 from dni.correlation import correlation_report
-from dni.weights import build_model, read_state_dict
 from models.recipes.data import to_image
 
 from .baselines import classical

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import dni
-from dni.weights import StateDict
+from dni.checkpoints import StateDict
 
 
 class ReportFamily:

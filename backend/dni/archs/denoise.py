@@ -36,7 +36,7 @@ class DenoiseUNet(nn.Module):
     decoder scale, `middle` at the coarsest."""
 
     # Unshuffle and two strided convs: outputs shift with the input only in steps of 8 px,
-    # so the engine starts every tile on that grid (dni/weights.py).
+    # so the engine starts every tile on that grid (dni/checkpoints.py).
     size_multiple = 8
 
     def __init__(self, features: int = 48, blocks: int = 1, middle: int = 2,
