@@ -370,3 +370,23 @@ def test_plugin_code_runs_on_older_krita_pythons(python: str | None) -> None:
     out = subprocess.run([python, "-c", script, str(root), ",".join(modules), *files],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_failing_listener_is_logged_and_the_others_still_hear(caplog) -> None:
+    from dni_client.session import Signal
+
+    heard = []
+
+    def broken() -> None:
+        raise RuntimeError("a docker bug")
+
+    signal = Signal()
+    signal.connect(broken)
+    signal.connect(lambda: heard.append(1))
+    signal.connect(broken)  # connecting twice is one connection
+    with caplog.at_level("ERROR"):
+        signal.emit()
+    assert heard == [1] and caplog.text.count("a listener failed") == 1
+    signal.disconnect(broken)
+    signal.emit()
+    assert heard == [1, 1]

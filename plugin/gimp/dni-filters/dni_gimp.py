@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -91,9 +92,19 @@ class Progress:
 
 def connect(session: Session, progress: Progress | None = None) -> None:
     """Reach the backend, starting it if needed (the progress bar pulses meanwhile)."""
-    if progress is not None:
-        progress.text("DNI: connecting (the first start of the backend takes a while)...")
-    session.wait_connected(pump=progress.pulse if progress is not None else None)
+    if progress is None:
+        session.wait_connected()
+        return
+    progress.text("DNI: connecting (the first start of the backend takes a while)...")
+    last = 0.0
+
+    def pulse() -> None:  # each pulse is a call into GIMP: a few a second is plenty
+        nonlocal last
+        if time.monotonic() - last >= 0.2:
+            last = time.monotonic()
+            progress.pulse()
+
+    session.wait_connected(pump=pulse)
 
 
 # -- pixels ------------------------------------------------------------------------------
