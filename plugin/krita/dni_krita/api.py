@@ -16,14 +16,14 @@ from .plugin import instance
 
 def pump_events() -> None:
     """Let Krita repaint and handle input while a script waits."""
-    from PyQt5.QtCore import QCoreApplication
+    from .qt import QCoreApplication
 
     QCoreApplication.processEvents()
 
 
 def _pump() -> Callable[[], None] | None:
     try:
-        from PyQt5.QtCore import QCoreApplication  # noqa: F401
+        from .qt import QCoreApplication  # noqa: F401
     except ImportError:  # tests without Qt
         return None
     return pump_events

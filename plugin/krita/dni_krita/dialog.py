@@ -10,28 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from krita import Krita
-from PyQt5.QtCore import Qt, QTimer
-from PyQt5.QtGui import QImage, QPainter
-from PyQt5.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QInputDialog,
-    QLabel,
-    QLineEdit,
-    QMessageBox,
-    QProgressBar,
-    QPushButton,
-    QSlider,
-    QVBoxLayout,
-    QWidget,
-)
 
 from dni_client import filters
 from dni_client.errors import FilterError, RequestError
@@ -45,6 +23,30 @@ from . import api, core
 from .plugin import instance
 from .preview import PreviewScheduler
 from .preview_image import checker, mask_qimage, over, to_qimage
+from .qt import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QImage,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPainter,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    Qt,
+    QTimer,
+    QVBoxLayout,
+    QWidget,
+)
 
 SLIDER_STEPS = 1000
 
@@ -61,7 +63,7 @@ def _percent_spin() -> QDoubleSpinBox:
 
 
 def _unit_slider() -> QSlider:
-    slider = QSlider(Qt.Horizontal)
+    slider = QSlider(Qt.Orientation.Horizontal)
     slider.setRange(0, SLIDER_STEPS)
     return slider
 
@@ -133,7 +135,7 @@ class FilterDialog(QDialog):
         box = QGroupBox("Strength")
         grid = QGridLayout(box)
         self.low_label, self.high_label = QLabel(), QLabel()
-        self.high_label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.high_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.slider = _unit_slider()
         self.slider.valueChanged.connect(lambda v: self._strength_moved(v / SLIDER_STEPS))
         self.spin = _percent_spin()
@@ -200,8 +202,8 @@ class FilterDialog(QDialog):
 
     def _build_buttons(self) -> QDialogButtonBox:
         self.buttons = QDialogButtonBox()
-        self.apply_button = self.buttons.addButton("Apply", QDialogButtonBox.AcceptRole)
-        self.close_button = self.buttons.addButton("Close", QDialogButtonBox.RejectRole)
+        self.apply_button = self.buttons.addButton("Apply", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.close_button = self.buttons.addButton("Close", QDialogButtonBox.ButtonRole.RejectRole)
         self.buttons.accepted.connect(self.apply)
         self.buttons.rejected.connect(self._close_or_cancel)
         self.apply_button.setEnabled(False)
@@ -212,7 +214,7 @@ class FilterDialog(QDialog):
         size = self.plugin.settings.preview_size
         self.preview = QLabel()
         self.preview.setFixedSize(size, size)
-        self.preview.setAlignment(Qt.AlignCenter)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setStyleSheet("QLabel { background: #444; }")
         right.addWidget(self.preview)
         self.before_after = QPushButton("Show original (before)")
@@ -401,8 +403,8 @@ class FilterDialog(QDialog):
         old = self._selected_user_preset()
         if old is None or self.state is None:
             return
-        name, ok = QInputDialog.getText(self, "Rename preset", "New name:", QLineEdit.Normal,
-                                        old)
+        name, ok = QInputDialog.getText(self, "Rename preset", "New name:",
+                                        QLineEdit.EchoMode.Normal, old)
         if ok:
             try:
                 self.store.rename(self.state.family, old, name)
@@ -482,7 +484,8 @@ class FilterDialog(QDialog):
         size = self.preview.size()
         canvas = checker(size.width(), size.height())
         painter = QPainter(canvas)
-        scaled = image.scaled(size, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+        scaled = image.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
+                              Qt.TransformationMode.SmoothTransformation)
         painter.drawImage((size.width() - scaled.width()) // 2,
                           (size.height() - scaled.height()) // 2, scaled)
         painter.end()
@@ -546,7 +549,7 @@ def view_centre(doc: Any) -> tuple[float, float] | None:
     if view is None or view.document() is None \
             or view.document().rootNode().uniqueId() != doc.rootNode().uniqueId():
         return None
-    from PyQt5.QtWidgets import QAbstractScrollArea
+    from .qt import QAbstractScrollArea
 
     areas = [a for a in window.qwindow().findChildren(QAbstractScrollArea)
              if a.isVisible() and a.metaObject().className() == "KisCanvasController"]

@@ -6,8 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from krita import DockWidget
-from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import (
+
+from dni_client.errors import FilterError
+from dni_client.job import Amount
+
+from .plugin import instance
+from .qt import (
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
@@ -15,14 +19,10 @@ from PyQt5.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSlider,
+    Qt,
     QVBoxLayout,
     QWidget,
 )
-
-from dni_client.errors import FilterError
-from dni_client.job import Amount
-
-from .plugin import instance
 
 STEPS = 1000
 
@@ -59,7 +59,7 @@ class DNIDocker(DockWidget):
     def _strength_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.low, self.high = QLabel(), QLabel()
-        self.slider = QSlider(Qt.Horizontal)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, STEPS)
         self.spin = QDoubleSpinBox()
         self.spin.setRange(0.0, 100.0)

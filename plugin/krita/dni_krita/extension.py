@@ -7,10 +7,9 @@ import sys
 from typing import Any
 
 from krita import DockWidgetFactory, DockWidgetFactoryBase, Extension, Krita
-from PyQt5.QtCore import QTimer
-from PyQt5.QtWidgets import QApplication, QMenu, QMessageBox
 
 from .plugin import menu_entries
+from .qt import QApplication, QMenu, QMessageBox, QTimer
 
 SETTINGS_ACTION = "dni_settings"
 
@@ -125,5 +124,8 @@ def register(app: Any, problem: str | None = None) -> None:
         return  # menu entries that explain the problem; no docker without a backend link
     from .docker import DNIDocker
 
-    app.addDockWidgetFactory(DockWidgetFactory("dni_docker", DockWidgetFactoryBase.DockRight,
-                                               DNIDocker))
+    # Krita 5's bindings have the unscoped name; Krita 6's (PyQt6 style) only the scoped one.
+    right = getattr(DockWidgetFactoryBase, "DockRight", None)
+    if right is None:
+        right = DockWidgetFactoryBase.DockPosition.DockRight
+    app.addDockWidgetFactory(DockWidgetFactory("dni_docker", right, DNIDocker))

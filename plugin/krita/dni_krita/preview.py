@@ -7,12 +7,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PyQt5.QtCore import QObject, QTimer
-
 from dni_client.errors import FilterError
 from dni_client.session import JobHandle, Session
 
 from . import core
+from .qt import QObject, QTimer
 
 if TYPE_CHECKING:
     Shown = Callable[[core.KritaJob, JobHandle], None]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from PyQt5.QtGui import QColor, QImage, QPainter, QPixmap
-
 from dni_client import pixels as px
+
+from .qt import QColor, QImage, QPainter, QPixmap
 
 
 def _u8(value: float) -> int:
@@ -33,12 +33,12 @@ def to_qimage(pixels: bytes, width: int, height: int, fmt: px.PixelFormat,
         data = bytes(pixels[1::2])  # little-endian high bytes: BGRA8 at C speed
     else:
         data = _float_to_bgra8(pixels, width * height, fmt, linear)
-    image = QImage(data, width, height, width * 4, QImage.Format_ARGB32)
+    image = QImage(data, width, height, width * 4, QImage.Format.Format_ARGB32)
     return image.copy()  # own the memory: `data` goes away
 
 
 def mask_qimage(mask: bytes, width: int, height: int) -> QImage:
-    return QImage(bytes(mask), width, height, width, QImage.Format_Alpha8).copy()
+    return QImage(bytes(mask), width, height, width, QImage.Format.Format_Alpha8).copy()
 
 
 def checker(width: int, height: int) -> QPixmap:
@@ -55,14 +55,14 @@ def checker(width: int, height: int) -> QPixmap:
 
 def over(top: QImage, bottom: QImage | None, mask: QImage) -> QImage:
     """`top` where the mask is white, `bottom` elsewhere (soft edges blend)."""
-    masked = top.convertToFormat(QImage.Format_ARGB32_Premultiplied)
+    masked = top.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
     painter = QPainter(masked)
-    painter.setCompositionMode(QPainter.CompositionMode_DestinationIn)
+    painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationIn)
     painter.drawImage(0, 0, mask)
     painter.end()
     if bottom is None:
         return masked
-    out = bottom.convertToFormat(QImage.Format_ARGB32_Premultiplied)
+    out = bottom.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
     painter = QPainter(out)
     painter.drawImage(0, 0, masked)
     painter.end()

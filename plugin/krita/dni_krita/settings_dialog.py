@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from krita import Krita
-from PyQt5.QtWidgets import (
+
+from .plugin import instance
+from .qt import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
@@ -13,9 +15,8 @@ from PyQt5.QtWidgets import (
     QLineEdit,
     QSpinBox,
     QWidget,
+    exec_dialog,
 )
-
-from .plugin import instance
 
 
 class SettingsDialog(QDialog):
@@ -45,7 +46,8 @@ class SettingsDialog(QDialog):
         self.preview_size.setValue(plugin.settings.preview_size)
         self.preview_size.setSuffix(" px")
         form.addRow("Preview size:", self.preview_size)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
@@ -70,5 +72,5 @@ class SettingsDialog(QDialog):
     def edit(cls) -> None:
         window: Any = Krita.instance().activeWindow()
         dialog = cls(window.qwindow() if window is not None else None)
-        if dialog.exec_() == QDialog.Accepted:
+        if exec_dialog(dialog):
             dialog.store()

@@ -1,0 +1,131 @@
+"""The Krita plugin on Qt 6, as in Krita 6: offscreen with PyQt6 from PyPI, PyQt5 refused
+by an import guard like Krita 6's, and the fake `krita` with a real Qt UI around it
+(tests/fakes/krita_qt.py). The extension registers and builds Filter ▸ DNI, the docker
+builds, and the dialog previews, applies and re-runs against the real engine. The Qt 5
+path is the one the real-Krita end-to-end test drives."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("PyQt6.QtWidgets", reason="PyQt6 is in the test extras "
+                    "(pip install -e '.[test]'); without it the Qt 6 path is not tested")
+
+SCRIPT = r'''
+import importlib.abc, json, sys, time, types
+
+class RefusePyQt5(importlib.abc.MetaPathFinder):
+    """What Krita 6 does: importing PyQt5 fails."""
+    def find_spec(self, name, path=None, target=None):
+        if name == "PyQt5" or name.startswith("PyQt5."):
+            raise ModuleNotFoundError("This version of Krita is not compatible with PyQt5!")
+        return None
+
+sys.meta_path.insert(0, RefusePyQt5())
+pykrita = types.ModuleType("pykrita")
+pykrita.qt_major_version = lambda: 6
+sys.modules["pykrita"] = pykrita
+root, families, appdata = sys.argv[1:4]
+sys.path[:0] = [root + "/tests", root + "/tests/fakes", root + "/plugin/krita"]
+
+from PyQt6.QtWidgets import QApplication
+qapp = QApplication(["krita"])
+
+import importlib
+import krita as data                     # tests/fakes/krita.py
+import krita_qt                          # its Qt: PyQt6, because Krita said 6
+sys.modules["krita"] = krita_qt          # the plugin sees Krita with a UI from now on
+app = krita_qt.Krita.reset()
+app._dni_fake_no_register = True         # until the test's backend is in place
+from dni_krita import qt
+from dni.engine import Engine
+from engine_client import EngineClient
+from dni_client import launcher
+from dni_client.session import Session
+from dni_krita import plugin as plugin_module
+from dni_krita.settings import KritaSettings
+
+out = {"qt": qt.QT_MAJOR, "pyqt5_loaded": "PyQt5" in sys.modules}
+app.app_data = appdata
+EngineClient.engine = Engine("cpu", [families])
+launcher.port_open = lambda *a, **k: True
+settings = KritaSettings.load()
+plugin_module.replace(plugin_module.Plugin(settings, Session(
+    settings.backend, installer="-", client_factory=EngineClient)))
+
+import dni_krita
+app._dni_fake_no_register = False
+importlib.reload(dni_krita)              # as Krita loads it: registers extension and docker
+
+def pump(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        qapp.processEvents()
+        time.sleep(0.01)
+
+pump(0.2)
+subs = [a for a in app.window.filter_menu.actions() if a.objectName() == "dni"]
+out["menu"] = [a.text() for a in subs[0].menu().actions()] if subs else []
+out["docker"] = type(app.dockers[0]).__name__ if app.dockers else None
+
+doc = app.add_document(data.Document(48, 40))
+layer = doc.createNode("Paint", "paintlayer")
+doc.rootNode().addChildNode(layer, None)
+doc.setActiveNode(layer)
+layer.setPixelData(bytes((i * 37) % 256 for i in range(48 * 40 * 4)), 0, 0, 48, 40)
+dialog = dni_krita.open_dialog(task="denoise")
+deadline = time.monotonic() + 30
+while dialog.previews_shown < 1 and time.monotonic() < deadline:
+    pump(0.05)
+shown = dialog.previews_shown
+dialog.set_strength(0.2)
+while (dialog.preview_strength != 0.2) and time.monotonic() < deadline:
+    pump(0.05)
+out["previews"] = [shown, dialog.previews_shown, dialog.preview_strength]
+out["families"] = [f.name for f in dialog.families]
+dialog.apply()
+while dialog.result_layer is None and time.monotonic() < deadline:
+    pump(0.05)
+out["applied"] = dialog.result_layer.name() if dialog.result_layer else None
+docker = app.dockers[0]
+docker.refresh()
+docker.slider.setValue(700)
+docker.rerun()
+while (plugin_module.instance().session.current is not None
+       or plugin_module.instance().last_run.layer is None) and time.monotonic() < deadline:
+    pump(0.05)
+out["layers"] = [n.name() for n in doc.rootNode().childNodes()]
+out["pyqt5_loaded_at_end"] = "PyQt5" in sys.modules
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_the_plugin_runs_on_qt6_with_pyqt5_refused(tiny_family_dir: Path,
+                                                   tmp_path: Path) -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH="")
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT), str(tiny_family_dir),
+                           str(tmp_path / "appdata")], capture_output=True, text=True,
+                          timeout=180, env=env)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["qt"] == 6 and not out["pyqt5_loaded"] and not out["pyqt5_loaded_at_end"]
+    from dni_client.filters import FILTERS
+
+    assert [f"{f.title}…" for f in FILTERS] + ["DNI Settings…"] == out["menu"]
+    assert out["docker"] == "DNIDocker"
+    first, after, strength = out["previews"]
+    assert first >= 1 and after > first and strength == 0.2
+    # The denoise families (the bundled one first: named like the filter, it is the default).
+    assert out["families"] == ["denoise", "tiny", "tiny3"]
+    assert out["applied"] == "DNI Denoise 20%"
+    # The docker's Re-run replaced the dialog's result with its own strength.
+    assert out["layers"] == ["Paint", "DNI Denoise 70%"]
