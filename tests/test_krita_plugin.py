@@ -116,6 +116,18 @@ def test_new_layer_above_holds_the_engine_result_and_source_is_untouched(app):
         op == "remove" for op, _ in doc.undo_log)
 
 
+def test_results_stack_upwards_with_names_told_apart(app):
+    import dni_krita
+
+    doc, layer = make_doc(app)
+    first = dni_krita.run_filter("tiny", strength=0.3)
+    second = dni_krita.run_filter("tiny", strength=0.3, layer=layer)
+    third = dni_krita.run_filter("tiny", strength=0.6, layer=layer)
+    assert doc.rootNode().childNodes() == [layer, first, second, third]
+    assert [n.name() for n in (first, second, third)] == [
+        "DNI Tiny 30%", "DNI Tiny 30% (2)", "DNI Tiny 60%"]
+
+
 @pytest.mark.parametrize("depth", ["U8", "U16", "F16", "F32"])
 def test_every_rgba_depth_round_trips_in_its_own_layout(app, depth):
     import dni_krita
@@ -519,6 +531,34 @@ def test_the_plugin_starts_the_recorded_backend_when_nothing_answers(app, tmp_pa
     conn.shutdown()
     assert backend.stopped  # Krita quits: the backend goes with it
     assert len(FakeBackend.made) == 1
+
+
+def test_an_endpoint_change_starts_the_backend_on_the_new_endpoint(app, tmp_path,
+                                                                   monkeypatch):
+    """DNI Settings ▸ another port: the backend the plugin started for the old port is
+    stopped and one is started for the new port (not 'something answers but it is not a
+    DNI backend' until Krita restarts)."""
+    from dni_krita import settings as st
+
+    from dni_client import launcher
+    from dni_client.session import STATE_CONNECTED, STATE_STARTING
+
+    monkeypatch.setattr(st, "BACKEND_FILE", str(tmp_path / "none.json"))
+    monkeypatch.setattr(launcher, "port_open", lambda *a, **k: False)
+    monkeypatch.setattr(launcher, "find_backend", lambda *a, **k: ["/opt/dni"])
+    FakeBackend.made = []
+    conn = make_plugin(FakeBackend).session
+    conn.step()
+    conn.tick()
+    conn.tick()
+    assert conn.state == STATE_CONNECTED
+    old = FakeBackend.made[0]
+    conn.settings.endpoint = "tcp://127.0.0.1:6200"
+    conn.reset()
+    assert conn.step() is False and conn.state == STATE_STARTING
+    assert old.stopped and [b.endpoint for b in FakeBackend.made] == [
+        "tcp://127.0.0.1:5557", "tcp://127.0.0.1:6200"]
+    conn.shutdown()
 
 
 def test_no_backend_anywhere_says_how_to_install(app, tmp_path, monkeypatch):

@@ -91,6 +91,23 @@ while (dialog.preview_strength != 0.2) and time.monotonic() < deadline:
     pump(0.05)
 out["previews"] = [shown, dialog.previews_shown, dialog.preview_strength]
 out["families"] = [f.name for f in dialog.families]
+# Enter in the % box sets the strength and applies nothing.
+from PyQt6.QtCore import Qt
+from PyQt6.QtTest import QTest
+dialog.spin.lineEdit().selectAll()
+QTest.keyClicks(dialog.spin, "20")
+QTest.keyClick(dialog.spin, Qt.Key.Key_Return)
+pump(0.1)
+out["enter_applied"] = dialog.running is not None or dialog.result_layer is not None
+out["enter_strength"] = dialog.state.strength
+# A family preset cannot be renamed or deleted: its buttons are off.
+dialog.preset_box.setCurrentIndex(1)
+dialog._preset_chosen(1)
+out["family_preset"] = [dialog.preset_box.currentText(),
+                        dialog.preset_buttons["Rename…"].isEnabled(),
+                        dialog.preset_buttons["Delete"].isEnabled()]
+dialog.set_strength(0.2)
+pump(0.1)
 dialog.apply()
 while dialog.result_layer is None and time.monotonic() < deadline:
     pump(0.05)
@@ -126,6 +143,10 @@ def test_the_plugin_runs_on_qt6_with_pyqt5_refused(tiny_family_dir: Path,
     assert first >= 1 and after > first and strength == 0.2
     # The denoise families (the bundled one first: named like the filter, it is the default).
     assert out["families"] == ["denoise", "tiny", "tiny3"]
+    assert out["enter_applied"] is False and out["enter_strength"] == 0.2, (
+        out["enter_applied"], out["enter_strength"])
+    name, rename_on, delete_on = out["family_preset"]
+    assert name.endswith("[family]") and not rename_on and not delete_on
     assert out["applied"] == "DNI Denoise 20%"
     # The docker's Re-run replaced the dialog's result with its own strength.
     assert out["layers"] == ["Paint", "DNI Denoise 70%"]

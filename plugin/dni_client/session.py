@@ -131,9 +131,15 @@ class Session:
     # -- connecting ------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget the connection (the settings changed): pending jobs end as lost."""
+        """Forget the connection (the settings changed): pending jobs end as lost, and a
+        backend we started for another endpoint is stopped, so that the next step starts
+        or reaches one at the endpoint the settings name now."""
         self._fail_all("connection_lost", "the connection was reset")
         self._close_client()
+        if self.backend is not None and self.backend.endpoint != self.settings.endpoint:
+            if not self._detached:
+                self.backend.stop()
+            self.backend = None
         self._set(STATE_IDLE, "Not connected.")
 
     def _close_client(self) -> None:

@@ -217,6 +217,36 @@ def _copy_of(doc: Any, node: Any, name: str) -> Any:
     return layer
 
 
+def _all_nodes(node: Any) -> Any:
+    yield node
+    for child in node.childNodes():
+        yield from _all_nodes(child)
+
+
+def _unique_name(doc: Any, name: str) -> str:
+    """'DNI Denoise 40%', or 'DNI Denoise 40% (2)' when that name is taken: the artist
+    tells the results apart in the Layers docker."""
+    taken = {n.name() for n in _all_nodes(doc.rootNode())}
+    number = 2
+    unique = name
+    while unique in taken:
+        unique = f"{name} ({number})"
+        number += 1
+    return unique
+
+
+def _top_result_above(node: Any) -> Any:
+    """The layer to put a new result above: the source, or the DNI results already
+    stacked right above it, so that results stack upwards in the order they were made."""
+    siblings = node.parentNode().childNodes()  # bottom to top
+    anchor = node
+    for sibling in siblings[siblings.index(node) + 1:]:
+        if not sibling.name().startswith("DNI "):
+            break
+        anchor = sibling
+    return anchor
+
+
 def _node_alive(node: Any) -> bool:
     """Whether `node` is still in the document (the user may have deleted it)."""
     try:
@@ -258,9 +288,10 @@ def apply_result(job: KritaJob, width: int, height: int, layout: str, data: byte
         doc.waitForDone()
     parent = node.parentNode()
     replace = job.options.target == TARGET_REPLACE
-    layer = _copy_of(doc, node, job.name) if replace else _new_paint_layer(doc, node, job.name)
+    name = _unique_name(doc, job.name)
+    layer = _copy_of(doc, node, name) if replace else _new_paint_layer(doc, node, name)
     layer.setPixelData(pixels, place.x, place.y, place.width, place.height)
-    parent.addChildNode(layer, node)
+    parent.addChildNode(layer, node if replace else _top_result_above(node))
     if replace:
         node.remove()
     doc.setActiveNode(layer)

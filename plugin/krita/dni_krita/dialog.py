@@ -161,11 +161,14 @@ class FilterDialog(QDialog):
         self.preset_box.activated.connect(self._preset_chosen)
         row.addWidget(QLabel("Preset:"))
         row.addWidget(self.preset_box, 1)
+        self.preset_buttons: dict[str, QPushButton] = {}
         for text, slot in (("Save…", self._preset_save), ("Rename…", self._preset_rename),
                            ("Delete", self._preset_delete)):
             button = QPushButton(text)
+            button.setAutoDefault(False)  # Enter in a value box must not press it
             button.clicked.connect(slot)
             row.addWidget(button)
+            self.preset_buttons[text] = button
         return row
 
     def _build_options(self) -> QFormLayout:
@@ -202,9 +205,17 @@ class FilterDialog(QDialog):
 
     def _build_buttons(self) -> QDialogButtonBox:
         self.buttons = QDialogButtonBox()
-        self.apply_button = self.buttons.addButton("Apply", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.close_button = self.buttons.addButton("Close", QDialogButtonBox.ButtonRole.RejectRole)
-        self.buttons.accepted.connect(self.apply)
+        # ActionRole: a button box makes its first AcceptRole button the default when shown,
+        # and then Enter in the % box would apply.
+        self.apply_button = self.buttons.addButton("Apply",
+                                                   QDialogButtonBox.ButtonRole.ActionRole)
+        self.close_button = self.buttons.addButton("Close",
+                                                   QDialogButtonBox.ButtonRole.RejectRole)
+        for button in (self.apply_button, self.close_button):
+            # Enter in the % box sets the value; applying is a click, not a side effect.
+            button.setAutoDefault(False)
+            button.setDefault(False)
+        self.apply_button.clicked.connect(self.apply)
         self.buttons.rejected.connect(self._close_or_cancel)
         self.apply_button.setEnabled(False)
         return self.buttons
@@ -320,6 +331,9 @@ class FilterDialog(QDialog):
                                                or state.family.strength_of(state.weights)
                                                is not None))
         self.spin.setEnabled(not mapped)
+        mine = state.user_preset_selected()  # the family's own presets stay as they are
+        self.preset_buttons["Rename…"].setEnabled(mine)
+        self.preset_buttons["Delete"].setEnabled(mine)
         self._updating = False
         self.schedule_preview()
 
@@ -392,6 +406,7 @@ class FilterDialog(QDialog):
         except FilterError as exc:
             QMessageBox.warning(self, "DNI", str(exc))
         self._fill_presets()
+        self._sync()
 
     def _selected_user_preset(self) -> str | None:
         if self.state is None or not self.state.user_preset_selected():
@@ -411,10 +426,14 @@ class FilterDialog(QDialog):
             except FilterError as exc:
                 QMessageBox.warning(self, "DNI", str(exc))
             self._fill_presets()
+            self._sync()
 
     def _preset_delete(self) -> None:
         name = self._selected_user_preset()
         if name is None or self.state is None:
+            return
+        answer = QMessageBox.question(self, "DNI", f"Delete the preset '{name}'?")
+        if answer != QMessageBox.StandardButton.Yes:
             return
         try:
             self.store.delete(self.state.family, name)
@@ -422,6 +441,7 @@ class FilterDialog(QDialog):
             QMessageBox.warning(self, "DNI", str(exc))
         self.state.preset = None
         self._fill_presets()
+        self._sync()
 
     # ---- preview
     def _crop(self) -> Rect:
