@@ -9,7 +9,7 @@
 What it does (safe to run again; each run replaces the previous install):
 1. copies plugin/krita/dni_krita (+ the dni_client package) into Krita's resource folder
    (<resources>/pykrita/), with the .desktop file next to it;
-2. vendors pyzmq for the Pythons Krita builds ship (3.8, 3.10, 3.11, 3.13), one folder per
+2. vendors pyzmq for the Pythons Krita builds ship (3.8, 3.10, 3.11, 3.12, 3.13), one folder per
    Python ABI and platform (pyzmq's abi3 wheel, for 3.12 on, in abi3-<platform>),
    downloaded as wheels with pip (cached); --offline copies this interpreter's own pyzmq
    instead (one Python version only);
@@ -33,7 +33,7 @@ import plugin_common as common  # noqa: E402
 
 NAME = "dni_krita"
 PLUGIN_SRC = common.REPO / "plugin" / "krita"
-PYTHONS = ("3.8", "3.10", "3.11", "3.13")
+PYTHONS = ("3.8", "3.10", "3.11", "3.12", "3.13")
 
 
 # -- where Krita keeps things --------------------------------------------------------------
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kritarc", help="the kritarc to enable the plugin in")
     common.add_backend_arguments(p, "plugin")
     p.add_argument("--pythons", type=lambda s: s.split(","), default=list(PYTHONS),
-                   help="Python versions to vendor pyzmq for (default: 3.8,3.10,3.11,3.13)")
+                   help="Python versions to vendor pyzmq for (default: 3.8,3.10,3.11,3.12,3.13)")
     p.add_argument("--platforms", type=lambda s: s.split(","), default=None,
                    help=f"platforms to vendor for ({', '.join(common.PLATFORMS)}; default: "
                    "this one; all of them with --zip)")

@@ -82,7 +82,7 @@ doc.rootNode().addChildNode(layer, None)
 doc.setActiveNode(layer)
 layer.setPixelData(bytes((i * 37) % 256 for i in range(48 * 40 * 4)), 0, 0, 48, 40)
 dialog = dni_krita.open_dialog(task="denoise")
-deadline = time.monotonic() + 30
+deadline = time.monotonic() + 120  # a busy 2-core machine loads torch slowly
 while dialog.previews_shown < 1 and time.monotonic() < deadline:
     pump(0.05)
 shown = dialog.previews_shown
@@ -91,6 +91,8 @@ while (dialog.preview_strength != 0.2) and time.monotonic() < deadline:
     pump(0.05)
 out["previews"] = [shown, dialog.previews_shown, dialog.preview_strength]
 out["families"] = [f.name for f in dialog.families]
+from PyQt6.QtWidgets import QLabel
+out["marks"] = [w.text() for w in dialog.findChildren(QLabel, "member_mark")]
 # Enter in the % box sets the strength and applies nothing.
 from PyQt6.QtCore import Qt
 from PyQt6.QtTest import QTest
@@ -120,6 +122,23 @@ while (plugin_module.instance().session.current is not None
        or plugin_module.instance().last_run.layer is None) and time.monotonic() < deadline:
     pump(0.05)
 out["layers"] = [n.name() for n in doc.rootNode().childNodes()]
+# An N-way mix re-run from the docker, slider untouched: exactly the same mix again.
+from dni_client.job import Amount
+from dni_krita.core import Options
+plugin = plugin_module.instance()
+plugin.start_job(doc, layer, plugin.session.family("tiny3"),
+                 Options(Amount(None, (0.2, 0.3, 0.5))), lambda new, error: None)
+while plugin.last_run.layer is None and time.monotonic() < deadline:
+    pump(0.05)
+docker.refresh()
+mixed = plugin.last_run.layer
+docker.rerun()
+while (plugin.session.current is not None or plugin.last_run.layer is None
+       or plugin.last_run.layer is mixed) and time.monotonic() < deadline:
+    pump(0.05)
+pump(0.1)
+out["rerun_mix"] = [n.name() for n in doc.rootNode().childNodes()]
+out["docker_label"] = docker.last_label.text()
 out["pyqt5_loaded_at_end"] = "PyQt5" in sys.modules
 print("RESULT " + json.dumps(out))
 '''
@@ -130,7 +149,7 @@ def test_the_plugin_runs_on_qt6_with_pyqt5_refused(tiny_family_dir: Path,
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH="")
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT), str(tiny_family_dir),
                            str(tmp_path / "appdata")], capture_output=True, text=True,
-                          timeout=180, env=env)
+                          timeout=300, env=env)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
     out = json.loads(lines[-1][len("RESULT "):])
@@ -143,6 +162,8 @@ def test_the_plugin_runs_on_qt6_with_pyqt5_refused(tiny_family_dir: Path,
     assert first >= 1 and after > first and strength == 0.2
     # The denoise families (the bundled one first: named like the filter, it is the default).
     assert out["families"] == ["denoise", "tiny", "tiny3"]
+    # Every member named along the slider (the bundled denoise family: three noise levels).
+    assert len(out["marks"]) == 3 and all(m.startswith("<small>") for m in out["marks"])
     assert out["enter_applied"] is False and out["enter_strength"] == 0.2, (
         out["enter_applied"], out["enter_strength"])
     name, rename_on, delete_on = out["family_preset"]
@@ -150,3 +171,43 @@ def test_the_plugin_runs_on_qt6_with_pyqt5_refused(tiny_family_dir: Path,
     assert out["applied"] == "DNI Denoise 20%"
     # The docker's Re-run replaced the dialog's result with its own strength.
     assert out["layers"] == ["Paint", "DNI Denoise 70%"]
+    # The mix re-run replaced its result with the same mix (not "50 %").
+    assert out["rerun_mix"] == ["Paint", "DNI Denoise 70%", "DNI Tiny3 20/30/50 (2)"]
+    assert "mix 20/30/50" in out["docker_label"]
+
+
+UI_FAILS = r'''
+import importlib, json, sys, time, types
+pykrita = types.ModuleType("pykrita")
+pykrita.qt_major_version = lambda: 6
+sys.modules["pykrita"] = pykrita
+root = sys.argv[1]
+sys.path[:0] = [root + "/tests", root + "/tests/fakes", root + "/plugin/krita"]
+from PyQt6.QtWidgets import QApplication
+qapp = QApplication(["krita"])
+import krita_qt
+sys.modules["krita"] = krita_qt
+app = krita_qt.Krita.reset()
+app._dni_fake_no_register = True
+import dni_krita
+from dni_krita import qt
+shown = []
+qt.QMessageBox.warning = staticmethod(lambda parent, title, text: shown.append(text))
+sys.modules["dni_krita.extension"] = None  # the UI module cannot be imported
+app._dni_fake_no_register = False
+importlib.reload(dni_krita)
+for _ in range(20):
+    qapp.processEvents()
+    time.sleep(0.01)
+print("RESULT " + json.dumps(shown))
+'''
+
+
+def test_a_ui_that_cannot_load_tells_the_artist_why() -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH="")
+    done = subprocess.run([sys.executable, "-c", UI_FAILS, str(ROOT)], capture_output=True,
+                          text=True, timeout=120, env=env)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
+    shown = json.loads(lines[-1][len("RESULT "):])
+    assert len(shown) == 1 and "could not load" in shown[0] and "installer" in shown[0]

@@ -45,46 +45,47 @@ def progress_text(title: str, stage: str) -> str:
 def nothing_answers(endpoint: str, local: bool) -> str:
     if local:
         return (f"Nothing answers at {endpoint}, and starting the backend is switched off. "
-                "Switch on 'Start the local backend' in the DNI settings, or start "
-                "`dni serve` yourself.")
-    return (f"Nothing answers at {endpoint}. Start `dni serve --endpoint {endpoint}` on "
-            "that machine, or check the address in the DNI settings.")
+                "Switch on 'Start the local backend' in DNI Settings.")
+    return (f"Nothing answers at {endpoint}. Make sure the DNI backend runs on that "
+            "computer, or check the address in DNI Settings.")
 
 
 def backend_not_found(installer: str) -> str:
-    return ("The DNI backend (`dni`) was not found. Install it, then run "
-            f"`python installers/{installer} --backend /path/to/dni`, or enter the "
-            "command in the DNI settings.")
+    return ("The DNI backend is not installed, or DNI cannot find it. Run the DNI installer "
+            f"again (installers/{installer}), or enter where the backend is in DNI Settings "
+            "(Backend command).")
 
 
 def not_a_backend(endpoint: str, detail: str) -> str:
-    return (f"Something answers at {endpoint} but it is not a working DNI backend: "
-            f"{detail}. Pick another port in the DNI settings.")
+    return (f"Another program answers at {endpoint}; it is not the DNI backend. Pick another "
+            f"port in DNI Settings. (Details: {detail})")
 
 
 def backend_stopped(returncode: int | None, log_tail: str) -> str:
-    why = f"exit code {returncode}" if returncode is not None else "it exited"
     lines = [ln for ln in log_tail.strip().splitlines() if not ln.startswith("listening on")]
-    text = f"The DNI backend stopped ({why})."
+    text = "The DNI backend stopped unexpectedly."
     if lines:
-        text += " Its last words: " + " / ".join(lines[-3:])[-300:]
+        text += " Details: " + " / ".join(lines[-3:])[-300:]
+    elif returncode is not None:
+        text += f" (Details: exit status {returncode})"
     return text
 
 
 def start_timeout(seconds: float, log_path: str) -> str:
-    return f"The DNI backend did not answer within {seconds:.0f} s. Its log is {log_path}."
+    return (f"The DNI backend did not start within {seconds:.0f} s. Try again; if it keeps "
+            f"happening, its log says why: {log_path}")
 
 
 _START_HINTS = (
     ("Address already in use", "Another program uses the port of {endpoint}. Quit it, or "
-     "pick another endpoint in the DNI settings."),
-    ("No module named", "The backend's Python is missing a package ({detail}). Reinstall "
-     "the backend (`pip install -e .` in the DNI folder) and run the installer again."),
-    ("invalid choice: 'serve'", "The `dni` found is too old to have `dni serve`. Update the "
-     "backend and run the installer again."),
+     "pick another port in DNI Settings."),
+    ("No module named", "The DNI backend is missing a package ({detail}). Run the DNI "
+     "installer again to repair it."),
+    ("invalid choice: 'serve'", "The DNI backend found is too old for this plugin. Run the "
+     "DNI installer again to update it."),
     ("CUDA out of memory", "The GPU has too little free memory; close other GPU programs "
      "or choose the CPU device."),
-    ("Permission denied", "The backend command cannot be run ({detail}); check its "
+    ("Permission denied", "The DNI backend cannot be run ({detail}); check its "
      "permissions."),
 )
 
@@ -96,13 +97,12 @@ def start_failed(log: str, endpoint: str, returncode: int | None) -> str:
         if needle in log:
             line = next((ln.strip() for ln in log.splitlines() if needle in ln), needle)
             return hint.format(endpoint=endpoint, detail=line[:160])
-    tail = "\n".join(log.strip().splitlines()[-6:])
-    code = "" if returncode is None else f" (exit code {returncode})"
-    return (f"The DNI backend stopped while starting{code}. Its last words:\n{tail}"
-            if tail else f"The DNI backend stopped while starting{code}.")
+    tail = " / ".join(log.strip().splitlines()[-6:])
+    detail = tail or (f"exit status {returncode}" if returncode is not None else "")
+    return "The DNI backend stopped while starting." + (f" Details: {detail}" if detail else "")
 
 
 def missing_zmq(editor: str, python: str, tag: str, vendor_dir: str, installer: str) -> str:
-    return (f"DNI could not load pyzmq for {editor}'s Python {python} ({tag}). Run "
-            f"`python installers/{installer}` again (it fetches the matching pyzmq), or "
-            f"unpack a pyzmq wheel for this Python into {os.path.join(vendor_dir, tag)}.")
+    return (f"DNI could not load pyzmq for {editor}'s Python {python} ({tag}). Run the DNI "
+            f"installer again (installers/{installer}): it fetches the matching pyzmq. "
+            f"(Or unpack a pyzmq wheel for this Python into {os.path.join(vendor_dir, tag)}.)")

@@ -109,11 +109,14 @@ class MixState:
             self.weights = self.family.weights_for(self.strength)
 
     def set_amount(self, amount: Amount) -> None:
-        """Strength or weights as a preset, a re-run or a saved layer holds them."""
-        if amount.weights is not None and len(amount.weights) == len(self.family.members):
-            self._set_weights(amount.weights)
-        elif amount.strength is not None:
-            self.set_strength(amount.strength)
+        """Strength or weights as a preset, a re-run or a saved setting holds them
+        (MixError when they do not fit this family)."""
+        strength, weights = self.family.check_amount(amount.strength if amount.weights is None
+                                                     else None, amount.weights)
+        if weights is not None:
+            self._set_weights(weights)
+        else:
+            self.set_strength(strength)
         self.preset = amount.preset
 
     def apply_preset(self, name: str) -> None:

@@ -74,10 +74,23 @@ def _register() -> None:
         return
     try:
         from .extension import register
-    except ImportError as exc:  # e.g. no PyQt5 in a test interpreter
-        print(f"DNI: plugin UI not loaded: {exc}", file=sys.stderr)
+    except ImportError as exc:  # e.g. a Krita whose Qt bindings do not load
+        _tell_ui_failed(exc)
         return
     register(app, ZMQ_PROBLEM)
+
+
+def _tell_ui_failed(exc: ImportError) -> None:
+    """The artist sees why the filters are missing: a message box once Krita is up, or
+    (when no Qt binding loads at all) the only channel left, Krita's terminal."""
+    text = (f"The DNI filters could not load in this Krita: {exc}. Install the DNI plugin "
+            "that matches this Krita (run the DNI installer again).")
+    try:
+        from .qt import QMessageBox, QTimer
+    except ImportError:
+        print(f"DNI: {text}", file=sys.stderr)
+        return
+    QTimer.singleShot(0, lambda: QMessageBox.warning(None, "DNI", text))
 
 
 _register()

@@ -11,10 +11,11 @@ from typing import Any
 
 from krita import Krita
 
-from dni_client import filters
+from dni_client import filters, mixing
 from dni_client.errors import FilterError, RequestError
 from dni_client.families import FamilyInfo
 from dni_client.geometry import Rect, preview_crop
+from dni_client.job import Amount
 from dni_client.mix_state import MixState
 from dni_client.presets import PresetStore
 from dni_client.session import JobHandle
@@ -143,7 +144,24 @@ class FilterDialog(QDialog):
         for column, widget in enumerate((self.low_label, self.slider, self.high_label,
                                          self.spin)):
             grid.addWidget(widget, 0, column)
+        # Every member's name where it sits on the slider: with three styles, 50 % is the
+        # middle one, not a blend of the two ends.
+        self.member_marks = QHBoxLayout()
+        grid.addLayout(self.member_marks, 1, 1)
         return box
+
+    def _show_member_marks(self, family: FamilyInfo) -> None:
+        while self.member_marks.count():
+            item = self.member_marks.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        stops = mixing.normalised_positions(family.positions)
+        for i, label in enumerate(family.labels):
+            if i > 0:
+                self.member_marks.addStretch(max(1, int(round((stops[i] - stops[i - 1]) * 100))))
+            mark = QLabel(f"<small>{label}</small>")
+            mark.setObjectName("member_mark")
+            self.member_marks.addWidget(mark)
 
     def _build_mixer(self) -> QGroupBox:
         self.mixer_box = QGroupBox("Mix all members (weights always sum to 100 %)")
@@ -281,6 +299,7 @@ class FilterDialog(QDialog):
         self.setWindowTitle(f"DNI – {family.title}")
         self.low_label.setText(family.labels[0])
         self.high_label.setText(family.labels[-1])
+        self._show_member_marks(family)
         self.low_label.setToolTip(family.low_label)
         self.high_label.setToolTip(family.high_label)
         self.axis_label.setText(
@@ -292,7 +311,11 @@ class FilterDialog(QDialog):
         self._fill_presets()
         self.apply_button.setEnabled(True)
         self._read_preview_source()
-        self.state.set_strength(0.5)
+        remembered = self.plugin.settings.last_amount(family.name)
+        try:
+            self.state.set_amount(remembered or Amount(0.5, None))
+        except FilterError:
+            self.state.set_strength(0.5)  # saved for a family that has changed since
         self._sync()
 
     def _build_member_sliders(self, family: FamilyInfo) -> None:
@@ -515,12 +538,14 @@ class FilterDialog(QDialog):
     def apply(self) -> None:
         if self.running is not None or self.state is None:
             return
+        options = self.options()
         try:
             self.running = self.plugin.start_job(self.doc, self.node, self.state.family,
-                                                 self.options(), self._applied)
+                                                 options, self._applied)
         except FilterError as exc:
             QMessageBox.warning(self, "DNI", str(exc))
             return
+        self.plugin.settings.remember(self.state.family.name, options.amount)
         self.session.job_changed.connect(self._progress)
         self.apply_button.setEnabled(False)
         self.close_button.setText("Cancel")

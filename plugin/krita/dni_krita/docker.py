@@ -50,6 +50,8 @@ class DNIDocker(DockWidget):
         layout.addStretch(1)
         self.setWidget(body)
         self._shown_run: Any = None
+        self._showing = False  # the slider is being set from the last run, not by the user
+        self._touched = False  # the user moved the slider since the last run was shown
         plugin = instance()
         plugin.session.state_changed.connect(self.refresh)
         plugin.session.job_changed.connect(lambda _handle: self.refresh())
@@ -64,11 +66,16 @@ class DNIDocker(DockWidget):
         self.spin = QDoubleSpinBox()
         self.spin.setRange(0.0, 100.0)
         self.spin.setSuffix(" %")
-        self.slider.valueChanged.connect(lambda v: self.spin.setValue(v * 100.0 / STEPS))
+        self.slider.valueChanged.connect(self._slider_moved)
         self.spin.valueChanged.connect(lambda v: self.slider.setValue(int(round(v * STEPS / 100))))
         for widget in (self.low, self.slider, self.high, self.spin):
             row.addWidget(widget)
         return row
+
+    def _slider_moved(self, value: int) -> None:
+        self.spin.setValue(value * 100.0 / STEPS)
+        if not self._showing:
+            self._touched = True
 
     def _progress_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
@@ -106,9 +113,15 @@ class DNIDocker(DockWidget):
             self.high.setText(family.labels[-1])
         except FilterError:
             pass  # not connected: the labels stay as they were
-        self.last_label.setText(f"Last: {last.family} on '{last.node.name()}'")
-        if last.options.amount.strength is not None:
-            self.slider.setValue(int(round(last.options.amount.strength * STEPS)))
+        amount = last.options.amount
+        mix = "" if amount.weights is None else " (mix " + "/".join(
+            str(int(round(w * 100))) for w in amount.weights) + ")"
+        self.last_label.setText(f"Last: {last.family}{mix} on '{last.node.name()}'")
+        self._showing = True
+        if amount.strength is not None:
+            self.slider.setValue(int(round(amount.strength * STEPS)))
+        self._showing = False
+        self._touched = False
 
     def _connect(self) -> None:
         try:
@@ -123,14 +136,17 @@ class DNIDocker(DockWidget):
             session.cancel(session.current)
 
     def rerun(self) -> None:
-        """The last filter again with the docker's strength; its previous result layer
-        (if still there) is removed afterwards, undoably."""
+        """The last filter again, with the docker's strength if the artist moved it, else
+        with exactly the last strength or mix; its previous result layer (if still there)
+        is removed afterwards, undoably."""
         plugin = instance()
         last = plugin.last_run
         if last is None or plugin.session.current is not None:
             return
         previous = last.layer
-        options = last.options._replace(amount=Amount(self.slider.value() / STEPS, None))
+        options = last.options
+        if self._touched:
+            options = options._replace(amount=Amount(self.slider.value() / STEPS, None))
 
         def finished(layer: Any, error: str | None) -> None:
             if error is not None:

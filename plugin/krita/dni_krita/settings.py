@@ -9,6 +9,7 @@ import json
 import os
 from typing import Any
 
+from dni_client.job import Amount
 from dni_client.settings import BACKEND_RECORD, BackendSettings, read_json
 
 GROUP = "DNI"
@@ -47,6 +48,22 @@ class KritaSettings:
                  ) -> None:
         self.backend = backend
         self.preview_size = preview_size
+        self.last_amounts: dict[str, Any] = {}  # family -> the strength or mix last applied
+
+    def last_amount(self, family: str) -> Amount | None:
+        """What the artist last applied with this family (the dialog opens there)."""
+        raw = self.last_amounts.get(family)
+        if not isinstance(raw, dict):
+            return None
+        weights = raw.get("weights")
+        return Amount(raw.get("strength"), tuple(weights) if isinstance(weights, list) else None)
+
+    def remember(self, family: str, amount: Amount) -> None:
+        self.last_amounts[family] = {"strength": amount.strength, "weights":
+                                     list(amount.weights) if amount.weights else None}
+        app = _app()
+        if app is not None:
+            app.writeSetting(GROUP, "last_amounts", json.dumps(self.last_amounts))
 
     @classmethod
     def load(cls) -> KritaSettings:
@@ -65,7 +82,14 @@ class KritaSettings:
         backend = BackendSettings.merged(os.path.join(resource_dir(), "dni"),
                                          read_json(BACKEND_FILE), user,
                                          os.environ.get(ENDPOINT_ENV))
-        return cls(backend, preview_size)
+        settings = cls(backend, preview_size)
+        if app is not None:
+            try:
+                saved = json.loads(_read(app, "last_amounts") or "{}")
+            except ValueError:
+                saved = {}  # a hand-edited kritarc: start from the defaults
+            settings.last_amounts = saved if isinstance(saved, dict) else {}
+        return settings
 
     def save(self) -> None:
         app = _app()
