@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -487,7 +488,16 @@ class FakeBackend:
 
     def ready(self):
         self.polls -= 1
-        return self.polls <= 0
+        return self.listening
+
+    @property
+    def listening(self):
+        return self.started and not self.stopped and self.polls <= 0
+
+    @staticmethod
+    def port_open(endpoint, **_):
+        """launcher.port_open as these fakes make it: open once a started one is ready."""
+        return any(b.endpoint == endpoint and b.listening for b in FakeBackend.made)
 
     def stop(self):
         self.stopped = True
@@ -497,6 +507,16 @@ class FakeBackend:
 
     def returncode(self):
         return None
+
+
+def settle(session, until, timeout=10.0):
+    """Step the session as the GUI timer does (connecting runs on a thread) until
+    `until()`; errors raise as they would in the dialog."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, session.message
+        session.step()
+        time.sleep(0.01)
 
 
 def test_the_plugin_starts_the_recorded_backend_when_nothing_answers(app, tmp_path,
@@ -514,18 +534,17 @@ def test_the_plugin_starts_the_recorded_backend_when_nothing_answers(app, tmp_pa
     write_json(str(record), {"command": [str(exe)], "family_paths": ["/fam"],
                              "endpoint": "tcp://127.0.0.1:6123"})
     monkeypatch.setattr(st, "BACKEND_FILE", str(record))
-    opened = []
-    monkeypatch.setattr(launcher, "port_open", lambda endpoint, **k: bool(opened))
+    monkeypatch.setattr(launcher, "port_open", FakeBackend.port_open)
     FakeBackend.made = []
     conn = make_plugin(FakeBackend).session
-    assert conn.step() is False and conn.state == STATE_STARTING
+    assert conn.step() is False  # the endpoint is probed off the GUI thread
+    settle(conn, lambda: conn.state == STATE_STARTING)
     backend = FakeBackend.made[0]
     assert backend.command == [str(exe)] and backend.endpoint == "tcp://127.0.0.1:6123"
     assert backend.family_paths == ["/fam"] and backend.started
     assert backend.log_path.startswith(app.app_data)  # <Krita resources>/dni/backend.log
-    conn.tick()  # still starting: ready() said no
-    assert conn.state == STATE_STARTING
-    conn.tick()
+    settle(conn, lambda: conn.state != STATE_STARTING)
+    assert backend.polls <= 0  # connected only once it listened
     assert conn.state == STATE_CONNECTED and "tiny" in {f.name for f in conn.families}
     assert conn.client.kwargs["timeout"] <= 3.0 and conn.client.timeout == 20.0
     conn.shutdown()
@@ -544,18 +563,15 @@ def test_an_endpoint_change_starts_the_backend_on_the_new_endpoint(app, tmp_path
     from dni_client.session import STATE_CONNECTED, STATE_STARTING
 
     monkeypatch.setattr(st, "BACKEND_FILE", str(tmp_path / "none.json"))
-    monkeypatch.setattr(launcher, "port_open", lambda *a, **k: False)
+    monkeypatch.setattr(launcher, "port_open", FakeBackend.port_open)
     monkeypatch.setattr(launcher, "find_backend", lambda *a, **k: ["/opt/dni"])
     FakeBackend.made = []
     conn = make_plugin(FakeBackend).session
-    conn.step()
-    conn.tick()
-    conn.tick()
-    assert conn.state == STATE_CONNECTED
+    settle(conn, lambda: conn.state == STATE_CONNECTED)
     old = FakeBackend.made[0]
     conn.settings.endpoint = "tcp://127.0.0.1:6200"
     conn.reset()
-    assert conn.step() is False and conn.state == STATE_STARTING
+    settle(conn, lambda: conn.state == STATE_STARTING)
     assert old.stopped and [b.endpoint for b in FakeBackend.made] == [
         "tcp://127.0.0.1:5557", "tcp://127.0.0.1:6200"]
     conn.shutdown()
@@ -575,7 +591,7 @@ def test_no_backend_anywhere_says_how_to_install(app, tmp_path, monkeypatch):
     # Plain words and what to do: no shell command to type.
     with pytest.raises(BackendError, match=r"not installed, or DNI cannot find it\. Run the "
                        r"DNI installer again \(installers/install_krita_plugin\.py\)") as info:
-        conn.step()
+        settle(conn, lambda: False)
     assert conn.state == STATE_ERROR and "`" not in str(info.value)
 
 
@@ -591,7 +607,7 @@ def test_remote_endpoint_is_never_started_locally(app, tmp_path, monkeypatch):
     FakeBackend.made = []
     conn = make_plugin(FakeBackend).session
     with pytest.raises(BackendError, match="runs on that computer"):
-        conn.step()
+        settle(conn, lambda: False)
     assert FakeBackend.made == []
 
 

@@ -18,15 +18,18 @@ from . import launcher, messages
 from .client import Client, ClientError, Event, Result
 from .errors import BackendError, FilterError
 from .families import FamilyInfo, family_named
+from .greeting import Greeting
 from .job import JobSpec
 from .settings import BackendSettings
 
 log = logging.getLogger("dni_client")
 
 STATE_IDLE = "idle"
+STATE_CONNECTING = "connecting"  # the endpoint is being probed (off the GUI thread)
 STATE_STARTING = "starting"
 STATE_CONNECTED = "connected"
 STATE_ERROR = "error"
+GREET_EVERY_S = 0.2  # while a backend starts, probe its port this often
 
 if TYPE_CHECKING:  # collections.abc.Callable[...] fails at run time on Python 3.8
     ClientFactory = Callable[..., Client]
@@ -112,6 +115,8 @@ class Session:
         self._backend_factory = backend_factory
         self._detached = detached_backend
         self._jobs: dict[str, JobHandle] = {}
+        self._greeting: Greeting | None = None  # a probe of the endpoint in flight
+        self._last_greeting = -GREET_EVERY_S
 
     # -- state -----------------------------------------------------------------------------
 
@@ -136,6 +141,7 @@ class Session:
         or reaches one at the endpoint the settings name now."""
         self._fail_all("connection_lost", "the connection was reset")
         self._close_client()
+        self._greeting = None
         if self.backend is not None and self.backend.endpoint != self.settings.endpoint:
             if not self._detached:
                 self.backend.stop()
@@ -147,22 +153,13 @@ class Session:
             self.client.close()
         self.client = None
 
-    def _open_client(self) -> None:
-        s = self.settings
-        # A short timeout for the greeting: whatever holds the port answers at once or is
-        # not a DNI backend, and a GUI host calls this on its GUI thread.
-        client = self._client_factory(s.endpoint, timeout=min(3.0, s.timeout),
-                                      **s.client_options())
-        try:
-            self.info = client.hello()
-            self.families = [FamilyInfo.from_dict(f) for f in client.families()]
-        except ClientError as exc:
-            client.close()
-            raise BackendError(messages.not_a_backend(s.endpoint, str(exc))) from None
-        client.timeout = s.timeout  # jobs: silence means lost after this long
-        self.client = client
+    def _adopt(self, greeting: Greeting) -> None:
+        """The connection a greeting made becomes the session's."""
+        self.client = greeting.client
+        self.info = greeting.info
+        self.families = [FamilyInfo.from_dict(f) for f in greeting.families]
         device = self.info.get("device") or ", ".join(map(str, self.info.get("devices") or []))
-        self._set(STATE_CONNECTED, f"Connected to {s.endpoint}"
+        self._set(STATE_CONNECTED, f"Connected to {self.settings.endpoint}"
                   + (f" ({device})" if device else "") + f", {len(self.families)} families.")
 
     def step(self) -> bool:
@@ -182,16 +179,30 @@ class Session:
             raise BackendError(str(exc), getattr(exc, "code", None) or "no_backend") from None
 
     def _connect_step(self) -> bool:
-        s = self.settings
-        if launcher.port_open(s.endpoint):
-            self._open_client()
-            return True
-        if self.backend is not None:
-            # Ours is starting; ready() raises LaunchError if it died meanwhile.
-            if self.backend.ready():
-                self._open_client()
-                return True
+        """Greet the endpoint on a thread; act on the answer at a later step."""
+        greeting = self._greeting
+        if greeting is None or greeting.endpoint != self.settings.endpoint:
+            if time.monotonic() - self._last_greeting >= GREET_EVERY_S:
+                self._last_greeting = time.monotonic()
+                self._greeting = Greeting(self.settings, self._client_factory)
+                if self.state != STATE_STARTING:
+                    self._set(STATE_CONNECTING, "Connecting to the DNI backend…")
             return False
+        if not greeting.done:
+            return False
+        self._greeting = None
+        if greeting.error is not None:
+            raise greeting.error
+        if greeting.client is not None:
+            self._adopt(greeting)
+            return True
+        return self._nothing_listens()
+
+    def _nothing_listens(self) -> bool:
+        s = self.settings
+        if self.backend is not None:
+            self.backend.ready()  # raises LaunchError if ours died or never came up
+            return False  # still starting: greet again at a later step
         local = launcher.parse_endpoint(s.endpoint).local
         if not s.autostart or not local:
             raise BackendError(messages.nothing_answers(s.endpoint, local))
@@ -245,7 +256,7 @@ class Session:
 
     def tick(self) -> None:
         """Connecting steps and event delivery; call every few tens of ms (GUI thread)."""
-        if self.state == STATE_STARTING:
+        if self.state in (STATE_CONNECTING, STATE_STARTING):
             try:
                 self.step()
             except BackendError:
