@@ -577,6 +577,42 @@ def test_an_endpoint_change_starts_the_backend_on_the_new_endpoint(app, tmp_path
     conn.shutdown()
 
 
+def test_apply_after_a_backend_crash_waits_for_the_restart(app, tmp_path, monkeypatch):
+    """The backend died: the next Apply starts it again and runs once it is up (it does
+    not stop at 'Starting the DNI backend…')."""
+    from dni_krita import settings as st
+    from dni_krita.plugin import instance
+
+    from dni_client import launcher
+    from dni_client.session import STATE_CONNECTED, STATE_ERROR
+
+    monkeypatch.setattr(st, "BACKEND_FILE", str(tmp_path / "none.json"))
+    monkeypatch.setattr(launcher, "port_open", FakeBackend.port_open)
+    monkeypatch.setattr(launcher, "find_backend", lambda *a, **k: ["/opt/dni"])
+    FakeBackend.made = []
+    from dni_krita import plugin as plugin_module
+
+    plugin_module.replace(make_plugin(FakeBackend))
+    session = instance().session
+    settle(session, lambda: session.state == STATE_CONNECTED)
+    FakeBackend.made[0].stopped = True  # killed
+    session.tick()
+    assert session.state == STATE_ERROR and "stopped unexpectedly" in session.message
+    doc, layer = make_doc(app)
+    done = []
+    handle = instance().start_job(doc, layer, session.family("tiny"), options(0.4),
+                                  lambda new, error: done.append((new, error)))
+    assert not handle.done and session.current is handle  # waiting, and the docker shows it
+    deadline = time.monotonic() + 10
+    while not done and time.monotonic() < deadline:
+        session.tick()
+        time.sleep(0.01)
+    assert done, (session.state, session.message, [b.polls for b in FakeBackend.made])
+    (new, error), = done
+    assert error is None and new.name() == "DNI Tiny 40%"
+    assert len(FakeBackend.made) == 2 and session.state == STATE_CONNECTED
+
+
 def test_no_backend_anywhere_says_how_to_install(app, tmp_path, monkeypatch):
     from dni_krita import settings as st
 

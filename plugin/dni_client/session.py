@@ -115,6 +115,7 @@ class Session:
         self._backend_factory = backend_factory
         self._detached = detached_backend
         self._jobs: dict[str, JobHandle] = {}
+        self._waiting: list[JobHandle] = []  # full-size jobs sent once connected
         self._greeting: Greeting | None = None  # a probe of the endpoint in flight
         self._last_greeting = -GREET_EVERY_S
 
@@ -140,6 +141,7 @@ class Session:
         backend we started for another endpoint is stopped, so that the next step starts
         or reaches one at the endpoint the settings name now."""
         self._fail_all("connection_lost", "the connection was reset")
+        self._fail_waiting(BackendError(messages.job_failed("connection_lost")))
         self._close_client()
         self._greeting = None
         if self.backend is not None and self.backend.endpoint != self.settings.endpoint:
@@ -175,8 +177,10 @@ class Session:
         except (BackendError, launcher.LaunchError) as exc:
             if self.backend is not None and not self.backend.running():
                 self.backend = None
+            error = BackendError(str(exc), getattr(exc, "code", None) or "no_backend")
+            self._fail_waiting(error)
             self._set(STATE_ERROR, str(exc))
-            raise BackendError(str(exc), getattr(exc, "code", None) or "no_backend") from None
+            raise error from None
 
     def _connect_step(self) -> bool:
         """Greet the endpoint on a thread; act on the answer at a later step."""
@@ -236,31 +240,69 @@ class Session:
 
     def submit(self, spec: JobSpec, on_event: Callable[[JobHandle], None] | None = None
                ) -> JobHandle:
-        """Send a job (connected, or BackendError); its events go to on_event."""
-        if not self.step() or self.client is None:
-            raise BackendError(self.message)
+        """Send a job; its events go to on_event. While the backend is (re)starting a
+        full-size job waits and goes out once connected (the artist pressed Apply: that
+        should happen, not a warning); a preview is only worth sending now. BackendError
+        when the backend cannot be reached."""
         handle = JobHandle(spec, on_event)
-        try:
-            handle.id = self.client.submit(**spec.request())
-        except ClientError as exc:
-            raise BackendError(f"Could not send the job: {exc}") from None
-        self._jobs[handle.id] = handle
+        if self.step() and self.client is not None:
+            self._send(handle)
+        elif spec.preview:
+            raise BackendError(self.message)
+        else:
+            self._waiting.append(handle)
         if not spec.preview:
             self.current = handle
             self.job_changed.emit(handle)
         return handle
 
+    def _send(self, handle: JobHandle) -> None:
+        assert self.client is not None
+        try:
+            handle.id = self.client.submit(**handle.spec.request())
+        except ClientError as exc:
+            raise BackendError(f"Could not send the job: {exc}") from None
+        self._jobs[handle.id] = handle
+
+    def _send_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for handle in waiting:
+            try:
+                self._send(handle)
+            except BackendError as exc:
+                self._end(handle, exc)
+
+    def _fail_waiting(self, error: FilterError) -> None:
+        waiting, self._waiting = self._waiting, []
+        for handle in waiting:
+            self._end(handle, error)
+
+    def _end(self, handle: JobHandle, error: FilterError) -> None:
+        """A job that never reached the backend ends with this error."""
+        handle.done, handle.error = True, error
+        if self.current is handle:
+            self.current = None
+        if handle._on_event is not None:
+            handle._on_event(handle)
+        if not handle.spec.preview:
+            self.job_changed.emit(handle)
+
     def cancel(self, handle: JobHandle) -> None:
-        if self.client is not None and handle.id in self._jobs:
+        if handle in self._waiting:
+            self._waiting.remove(handle)
+            self._end(handle, BackendError(messages.job_failed("cancelled"), "cancelled"))
+        elif self.client is not None and handle.id in self._jobs:
             self.client.cancel(handle.id)
 
     def tick(self) -> None:
         """Connecting steps and event delivery; call every few tens of ms (GUI thread)."""
-        if self.state in (STATE_CONNECTING, STATE_STARTING):
+        if self.state in (STATE_CONNECTING, STATE_STARTING) or self._waiting:
             try:
                 self.step()
             except BackendError:
                 pass  # the error state and its message tell the listeners
+        if self._waiting and self.connected:
+            self._send_waiting()
         if self.client is None:
             return
         if self.backend is not None and not self._detached and not self.backend.running():
@@ -331,6 +373,7 @@ class Session:
     def shutdown(self) -> None:
         """The editor quits: close the socket and stop a backend started with it."""
         self._jobs.clear()
+        self._waiting.clear()
         self._close_client()
         if self.backend is not None and not self._detached:
             self.backend.stop()

@@ -551,7 +551,9 @@ class FilterDialog(QDialog):
         self.close_button.setText("Cancel")
         self.progress.setValue(0)
         self.progress.setVisible(True)
-        self.status.setText("Working on the whole area…")
+        self.status.setText("Working on the whole area…" if self.session.connected else
+                            "Waiting for the DNI backend to start; the filter runs as soon "
+                            "as it is up…")
 
     def _progress(self, handle: JobHandle) -> None:
         if handle is self.running:
