@@ -211,3 +211,58 @@ def test_a_ui_that_cannot_load_tells_the_artist_why() -> None:
     assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
     shown = json.loads(lines[-1][len("RESULT "):])
     assert len(shown) == 1 and "could not load" in shown[0] and "installer" in shown[0]
+
+
+NO_BACKEND = r'''
+import importlib, json, sys, time, types
+pykrita = types.ModuleType("pykrita")
+pykrita.qt_major_version = lambda: 6
+sys.modules["pykrita"] = pykrita
+root, appdata = sys.argv[1:3]
+sys.path[:0] = [root + "/tests", root + "/tests/fakes", root + "/plugin/krita"]
+from PyQt6.QtWidgets import QApplication
+qapp = QApplication(["krita"])
+import krita as data
+import krita_qt
+sys.modules["krita"] = krita_qt
+app = krita_qt.Krita.reset()
+app._dni_fake_no_register = True
+app.app_data = appdata
+app.writeSetting("DNI", "autostart", "false")  # nothing answers, nothing may be started
+from dni_client import launcher
+launcher.port_open = lambda *a, **k: False
+import dni_krita
+app._dni_fake_no_register = False
+importlib.reload(dni_krita)
+doc = app.add_document(data.Document(16, 16))
+layer = doc.createNode("Paint", "paintlayer")
+doc.rootNode().addChildNode(layer, None)
+doc.setActiveNode(layer)
+dialog = dni_krita.open_dialog(task="denoise")
+deadline = time.monotonic() + 20
+while not dialog.retry_button.isVisibleTo(dialog) and time.monotonic() < deadline:
+    qapp.processEvents()
+    time.sleep(0.02)
+docker = app.dockers[0]
+docker.refresh()
+print("RESULT " + json.dumps({
+    "dialog": [dialog.retry_button.isVisibleTo(dialog),
+               dialog.settings_button.isVisibleTo(dialog), dialog.status.text(),
+               dialog.apply_button.isEnabled()],
+    "docker": [docker.connect_button.isVisibleTo(docker),
+               docker.settings_button.isVisibleTo(docker)]}))
+'''
+
+
+def test_no_backend_offers_retry_and_settings(tmp_path: Path) -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH="")
+    done = subprocess.run([sys.executable, "-c", NO_BACKEND, str(ROOT),
+                           str(tmp_path / "appdata")], capture_output=True, text=True,
+                          timeout=120, env=env)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    retry, settings, status, apply_on = out["dialog"]
+    assert retry and settings and not apply_on, out
+    assert "No backend" in status and "DNI Settings" in status
+    assert out["docker"] == [True, True]

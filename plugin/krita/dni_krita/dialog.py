@@ -18,7 +18,7 @@ from dni_client.geometry import Rect, preview_crop
 from dni_client.job import Amount
 from dni_client.mix_state import MixState
 from dni_client.presets import PresetStore
-from dni_client.session import JobHandle
+from dni_client.session import STATE_ERROR, JobHandle
 
 from . import api, core
 from .plugin import instance
@@ -44,7 +44,6 @@ from .qt import (
     QPushButton,
     QSlider,
     Qt,
-    QTimer,
     QVBoxLayout,
     QWidget,
 )
@@ -96,10 +95,9 @@ class FilterDialog(QDialog):
         self._build()
         self.previews = PreviewScheduler(self, self.session, self._preview_job,
                                          self._preview_shown, self.status.setText)
-        self._connect_timer = QTimer(self)
-        self._connect_timer.timeout.connect(self._try_connect)
-        self._connect_timer.start(200)
-        self._try_connect()
+        # The extension's timer drives the session; the dialog follows its state.
+        self.session.state_changed.connect(self._session_changed)
+        self._retry()
 
     # ---- layout
     def _build(self) -> None:
@@ -114,6 +112,7 @@ class FilterDialog(QDialog):
         self.status = QLabel("Connecting to the DNI backend…")
         self.status.setWordWrap(True)
         left.addWidget(self.status)
+        left.addLayout(self._build_no_backend_row())
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setVisible(False)
@@ -121,6 +120,38 @@ class FilterDialog(QDialog):
         left.addStretch(1)
         left.addWidget(self._build_buttons())
         outer.addLayout(self._build_preview())
+
+    def _build_no_backend_row(self) -> QHBoxLayout:
+        """Shown only while the backend cannot be reached: what the artist can do."""
+        row = QHBoxLayout()
+        self.retry_button = QPushButton("Retry")
+        self.retry_button.clicked.connect(self._retry)
+        self.settings_button = QPushButton("DNI Settings…")
+        self.settings_button.clicked.connect(self._open_settings)
+        for button in (self.retry_button, self.settings_button):
+            button.setAutoDefault(False)
+            button.setVisible(False)
+            row.addWidget(button)
+        row.addStretch(1)
+        return row
+
+    def _show_no_backend(self, visible: bool) -> None:
+        self.retry_button.setVisible(visible)
+        self.settings_button.setVisible(visible)
+
+    def _retry(self) -> None:
+        self._show_no_backend(False)
+        try:
+            self.session.step()
+        except FilterError:
+            pass  # the error state reaches _session_changed
+        self._session_changed()
+
+    def _open_settings(self) -> None:
+        from .settings_dialog import SettingsDialog
+
+        SettingsDialog.edit()
+        self._retry()
 
     def _build_family(self) -> QFormLayout:
         form = QFormLayout()
@@ -257,18 +288,17 @@ class FilterDialog(QDialog):
         return right
 
     # ---- connecting
-    def _try_connect(self) -> None:
-        try:
-            if not self.session.step():
-                self.status.setText(self.session.message)
-                return
-        except FilterError as exc:
-            self._connect_timer.stop()
-            self.status.setText(f"<b>No backend.</b> {exc}")
-            return
-        self._connect_timer.stop()
-        self.status.setText(self.session.message)
-        self._fill_families()
+    def _session_changed(self) -> None:
+        if self.session.connected:
+            self._show_no_backend(False)
+            self.status.setText(self.session.message)
+            if not self.families:
+                self._fill_families()
+        elif self.session.state == STATE_ERROR:
+            self.status.setText(f"<b>No backend.</b> {self.session.message}")
+            self._show_no_backend(True)
+        else:
+            self.status.setText(self.session.message)
 
     def _fill_families(self) -> None:
         self.families = filters.families_for(self.entry, self.session.families)
@@ -582,7 +612,7 @@ class FilterDialog(QDialog):
 
     def done(self, result: int) -> None:  # Qt override
         self.previews.stop()
-        self._connect_timer.stop()
+        self.session.state_changed.disconnect(self._session_changed)
         if self in _open_dialogs:
             _open_dialogs.remove(self)
         super().done(result)

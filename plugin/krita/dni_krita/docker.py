@@ -9,6 +9,7 @@ from krita import DockWidget
 
 from dni_client.errors import FilterError
 from dni_client.job import Amount
+from dni_client.session import STATE_ERROR
 
 from .plugin import instance
 from .qt import (
@@ -36,9 +37,14 @@ class DNIDocker(DockWidget):
         self.status = QLabel("Not connected.")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
-        self.connect_button = QPushButton("Connect / start backend")
+        row = QHBoxLayout()
+        self.connect_button = QPushButton("Retry")
         self.connect_button.clicked.connect(self._connect)
-        layout.addWidget(self.connect_button)
+        self.settings_button = QPushButton("DNI Settings…")
+        self.settings_button.clicked.connect(self._open_settings)
+        row.addWidget(self.connect_button)
+        row.addWidget(self.settings_button)
+        layout.addLayout(row)
         self.last_label = QLabel("No filter run yet.")
         self.last_label.setWordWrap(True)
         layout.addWidget(self.last_label)
@@ -94,7 +100,9 @@ class DNIDocker(DockWidget):
         plugin = instance()
         session = plugin.session
         self.status.setText(session.message)
-        self.connect_button.setVisible(not session.connected)
+        trouble = session.state == STATE_ERROR  # what the artist can do about it, only then
+        self.connect_button.setVisible(trouble)
+        self.settings_button.setVisible(trouble)
         running = session.current
         self.progress.setVisible(running is not None)
         self.cancel_button.setVisible(running is not None)
@@ -125,10 +133,16 @@ class DNIDocker(DockWidget):
 
     def _connect(self) -> None:
         try:
-            instance().session.step()
+            instance().session.step()  # connecting goes on from the extension's timer
         except FilterError as exc:
             QMessageBox.warning(self, "DNI", str(exc))
         self.refresh()
+
+    def _open_settings(self) -> None:
+        from .settings_dialog import SettingsDialog
+
+        SettingsDialog.edit()
+        self._connect()
 
     def _cancel(self) -> None:
         session = instance().session
