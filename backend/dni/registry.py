@@ -1,4 +1,4 @@
-"""Where families live: the bundled `models/` folder, a per-user folder, and
+"""Where families live: the bundled ones (package data), a per-user folder, and
 any folders named in the DNI_FAMILY_PATH environment variable (os.pathsep-separated).
 
 Adding a family means dropping its folder into one of these. A user folder shadows
@@ -12,6 +12,7 @@ seen at the next lookup, without a restart.
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import threading
 import time
@@ -22,7 +23,10 @@ import platformdirs
 from .errors import FamilyError
 from .manifest import MANIFEST_NAME, Manifest, load_manifest, valid_family_name
 
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models"
+def bundled_dir() -> Path:
+    """The families that ship with the package: `models/` of a checkout (an editable
+    install maps it) or the installed package `dni_families` (a wheel carries them)."""
+    return Path(str(importlib.resources.files("dni_families")))
 
 # File systems stamp times with a coarse clock (a few ms, whole seconds on some), so a
 # file changed twice within one tick can keep its stamp. Anything stamped this recently
@@ -42,7 +46,7 @@ def search_paths(extra: list[Path] | None = None) -> list[Path]:
     env = os.environ.get("DNI_FAMILY_PATH")
     if env:
         paths += [Path(p) for p in env.split(os.pathsep) if p]
-    paths += [user_family_dir(), BUNDLED_DIR]
+    paths += [user_family_dir(), bundled_dir()]
     return paths
 
 
