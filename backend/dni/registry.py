@@ -23,6 +23,7 @@ import platformdirs
 from .errors import FamilyError
 from .manifest import MANIFEST_NAME, Manifest, load_manifest, valid_family_name
 
+
 def bundled_dir() -> Path:
     """The families that ship with the package: `models/` of a checkout (an editable
     install maps it) or the installed package `dni_families` (a wheel carries them)."""
