@@ -148,3 +148,47 @@ def test_sweep_contact_sheet(tiny_family_dir, image_file, tmp_path) -> None:
                  "--compare-pixel", "--family-path", str(tiny_family_dir)]) == 0
     sheet = Image.open(out)
     assert sheet.width > 4 * 128 and sheet.height > 2 * 128
+
+
+def test_families_skips_broken_families_with_one_warning_each(tiny_family_dir, tmp_path) -> None:
+    import shutil
+
+    for name in ("gone", "damaged", "nameless"):
+        folder = tmp_path / name
+        shutil.copytree(tiny_family_dir / "tiny", folder)
+        toml = folder / "family.toml"
+        toml.write_text(toml.read_text().replace('name = "tiny"', f'name = "{name}"'))
+    (tmp_path / "gone" / "m1.safetensors").unlink()
+    (tmp_path / "damaged" / "m0.safetensors").write_bytes(b"<html>404 not found</html>")
+    toml = tmp_path / "nameless" / "family.toml"
+    toml.write_text(toml.read_text().replace('name = "nameless"\n', ""))
+    result = run(["families", "--family-path", str(tmp_path)])
+    assert result.returncode == 0
+    listed = [line.split()[0] for line in result.stdout.splitlines()]
+    assert "gone" not in listed and "damaged" not in listed and "nameless" not in listed
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 3
+    assert all(w.startswith("dni: warning: skipped a broken family (not listed, cannot be "
+                            "used): ") for w in warnings)
+    for problem in ("family 'gone': member 'member 1': m1.safetensors is missing",
+                    "family 'damaged': member 'member 0': m0.safetensors is not a weight file",
+                    "nameless/family.toml: missing required field 'name'"):
+        assert sum(problem in w for w in warnings) == 1, problem
+    as_json = run(["families", "--json", "--family-path", str(tmp_path)])
+    assert {f["name"] for f in json.loads(as_json.stdout)}.isdisjoint({"gone", "damaged"})
+
+
+@pytest.mark.parametrize("amount", [["--strength", "0.3"], ["--weights", "0.5,0.5"],
+                                    ["--preset", "Half"]])
+def test_a_strength_map_with_another_amount_is_refused(tiny_family_dir, image_file, tmp_path,
+                                                       capsys, amount) -> None:
+    smap = tmp_path / "map.png"
+    Image.fromarray(np.full(photo().shape[:2], 200, np.uint8)).save(smap)
+    out = tmp_path / "out.png"
+    assert main(["apply", str(image_file), "-o", str(out), "--family", "tiny",
+                 "--strength-map", str(smap), *amount, "--family-path",
+                 str(tiny_family_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"dni: error: --strength-map sets the strength pixel by pixel; leave out " \
+                  f"{amount[0]}\n"
+    assert not out.exists()

@@ -6,6 +6,7 @@ Never unpickles code: `.safetensors` is read directly, and `.pth/.pt/.ckpt` only
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,21 @@ StateDict = dict[str, torch.Tensor]
 # Real-ESRGAN/BasicSR store both `params_ema` and `params`: we take the same key for
 # every member so that what is interpolated is what is run.
 _WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
+# torch.save stores tensors uncompressed in its zip, and deflate shrinks real weights by a
+# few per cent at most; a checkpoint whose members expand far beyond its size on disk is a
+# zip bomb (262 KB of zeros deflated became 1.15 GB in memory). Safetensors files cannot
+# expand: their header's offsets must match the file's size.
+MAX_EXPANSION = 4
+EXPANSION_SLACK = 1 << 20  # bytes: small archives carry fixed-size records
 
 
 def read_state_dict(path: Path) -> StateDict:
+    """The file's tensors, unwrapped from trainer checkpoints; FamilyError naming the file
+    when it is missing, unreadable, a zip bomb or holds NaN or infinite values."""
     if not path.is_file():
         raise FamilyError(f"{path}: weight file not found")
+    if path.suffix != ".safetensors":
+        _check_expansion(path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -36,7 +47,34 @@ def read_state_dict(path: Path) -> StateDict:
     except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FamilyError(f"{path}: cannot read weights ({first_line})") from None
-    return _unwrap(raw, path)
+    state = _unwrap(raw, path)
+    _check_finite(state, path)
+    return state
+
+
+def _check_expansion(path: Path) -> None:
+    """FamilyError if a zip checkpoint would expand to over MAX_EXPANSION times its size."""
+    size = path.stat().st_size
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # the legacy format: raw storages, read as they are
+        with zipfile.ZipFile(path) as archive:
+            expanded = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FamilyError(f"{path}: cannot read weights ({exc})") from None
+    if expanded > MAX_EXPANSION * size + EXPANSION_SLACK:
+        raise FamilyError(f"{path}: this checkpoint would expand from {size} bytes on disk to "
+                          f"{expanded} bytes in memory; a compressed checkpoint may expand "
+                          f"to at most {MAX_EXPANSION} times its size (save it uncompressed, "
+                          "as torch.save does)")
+
+
+def _check_finite(state: StateDict, path: Path) -> None:
+    """NaN or infinite weights make every output NaN: black, with nothing said."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise FamilyError(f"{path}: tensor {key!r} holds NaN or infinite values; "
+                              "these weights are broken")
 
 
 def _unwrap(raw: Any, path: Path) -> StateDict:
@@ -86,23 +124,40 @@ def build_model(architecture: str, options: dict[str, Any], state_dict: StateDic
 
 
 def build_model_with_multiple(architecture: str, options: dict[str, Any], state_dict: StateDict,
-                              ) -> tuple[nn.Module, int | None]:
-    """Like `build_model`, plus the input size multiple the model needs, when known."""
+                              source: str | None = None) -> tuple[nn.Module, int | None]:
+    """Like `build_model`, plus the input size multiple the model needs, when known.
+    `source` names the weights in errors (a member's file)."""
     multiple: int | None = None
     if architecture == "auto":
         model, multiple = _spandrel_model(state_dict)
     else:
+        # Checked on a skeleton that holds no memory first: weights that do not fit the
+        # options (or options far larger than the weights) fail before anything is built.
+        with torch.device("meta"):
+            skeleton = archs.build(architecture, options)
+        check_fits(skeleton.state_dict(), state_dict, f"{source + ': ' if source else ''}the "
+                   f"weights do not fit architecture {architecture!r} with these options")
         model = archs.build(architecture, options)
-        result = model.load_state_dict(state_dict, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            key = (result.missing_keys or result.unexpected_keys)[0]
-            what = "lacks" if result.missing_keys else "has an unexpected"
-            raise FamilyError(f"weights do not fit architecture {architecture!r}: "
-                              f"the file {what} tensor {key!r}")
+        model.load_state_dict(state_dict)
         # Strided nets declare their coarsest grid, so that tiles start on it and see
         # the same sampling phase as the whole image would.
         multiple = getattr(model, "size_multiple", None)
     return model.eval(), multiple
+
+
+def check_fits(expected: StateDict, given: StateDict, what: str) -> None:
+    """FamilyError `what: ...` naming the first tensor that is missing, extra or of
+    another shape in `given` than in `expected`."""
+    missing = [k for k in expected if k not in given]
+    if missing:
+        raise FamilyError(f"{what}: the file lacks tensor {missing[0]!r}")
+    extra = [k for k in given if k not in expected]
+    if extra:
+        raise FamilyError(f"{what}: the file has an unexpected tensor {extra[0]!r}")
+    for key, tensor in expected.items():
+        if tuple(given[key].shape) != tuple(tensor.shape):
+            raise FamilyError(f"{what}: tensor {key!r} is {tuple(given[key].shape)} in the "
+                              f"file, the architecture needs {tuple(tensor.shape)}")
 
 
 def _spandrel_model(state_dict: StateDict) -> tuple[nn.Module, int]:

@@ -29,6 +29,10 @@ from .weighting import normalised_positions, strength_to_weights, validate_weigh
 Progress = Callable[[float, str], None]
 MIN_TILE = 32
 STRENGTH_MAP_LEVELS = 5
+# Tiles narrower than this are padded (by repeating their edge) before the network sees
+# them: reflection pads and strided layers need a few pixels (the stylize net, a 9x9
+# reflection pad and two halvings, needs 8), and an image of 4 px is still an image.
+MIN_INPUT_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,12 @@ class Pass:
     stops: tuple[float, ...] | None = None  # strength-map levels this pass is a hat over
     index: int = 0  # which stop is this pass's peak
     constant: float = 1.0  # coefficient when there is no strength map
+
+
+def _padded_side(side: int, multiple: int) -> int:
+    """The side a tile is padded to: at least MIN_INPUT_SIDE, on the model's grid."""
+    target = max(side, MIN_INPUT_SIDE)
+    return target + -target % multiple
 
 
 def _probe_size_multiple(model: nn.Module, scale: int) -> int:
@@ -88,7 +98,8 @@ class Family:
         raw = [read_state_dict(m.file) for m in manifest.members]
         check_compatible(raw, labels)
         built = [build_model_with_multiple(manifest.architecture,
-                                           manifest.architecture_options, sd) for sd in raw]
+                                           manifest.architecture_options, sd, str(m.file))
+                 for sd, m in zip(raw, manifest.members, strict=True)]
         model, multiple = built[0]
         # The model's own state dict normalises keys (spandrel may rename them).
         states = [m.state_dict() for m, _ in built]
@@ -166,8 +177,9 @@ class Family:
         `precision` overrides the family's for this call (see device.autocast_dtype)."""
         if mode not in ("network", "pixel"):
             raise DNIError(f"mode must be 'network' or 'pixel', not {mode!r}")
-        if strength_map is not None and weights is not None:
-            raise WeightsError("a strength map works along the strength axis: give no weights")
+        if strength_map is not None and (weights is not None or strength is not None):
+            raise WeightsError("a strength map sets the strength pixel by pixel: give no "
+                               "strength or weights with it")
         fmt = imaging.describe(image, self.max_pixels)
         size = image.shape[:2]
         w = None if strength_map is not None else self.weights_for(strength, weights)
@@ -272,7 +284,7 @@ class Family:
         x = torch.from_numpy(imaging.rgb_tile(image, t.src)).unsqueeze(0).to(self.device)
         h, w = x.shape[-2:]
         m = self.size_multiple
-        pad_h, pad_w = -h % m, -w % m
+        pad_h, pad_w = _padded_side(h, m) - h, _padded_side(w, m) - w
         if pad_h or pad_w:
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)

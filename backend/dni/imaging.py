@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .errors import ImageError
 
@@ -91,6 +89,11 @@ def upscaled(source: Callable[[Box], np.ndarray], size: tuple[int, int], box: Bo
     iy0, ix0 = max(0, y0 // scale - _BICUBIC_REACH), max(0, x0 // scale - _BICUBIC_REACH)
     iy1 = min(height, -(-y1 // scale) + _BICUBIC_REACH)
     ix1 = min(width, -(-x1 // scale) + _BICUBIC_REACH)
+    # torch only here: the command line imports this module (its limits) before it
+    # knows whether any work will be done, and importing torch costs ~0.5 GB.
+    import torch
+    import torch.nn.functional as F
+
     crop = np.ascontiguousarray(source((iy0, iy1, ix0, ix1)), dtype=np.float32)
     t = torch.from_numpy(crop)
     t = t[None, None] if t.dim() == 2 else t[None]

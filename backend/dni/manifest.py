@@ -112,13 +112,28 @@ def _require(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _number(value: Any, what: str, where: str) -> float:
+    """A finite float from a TOML value, or FamilyError: TOML allows inf, nan and whole
+    numbers of any length, none of which is a position or a strength."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FamilyError(f"{where}: {what} must be a number, not {value!r}"[:300])
+    try:
+        number = float(value)
+    except OverflowError:
+        raise FamilyError(f"{where}: {what} is a number too large to use") from None
+    if not math.isfinite(number):
+        raise FamilyError(f"{where}: {what} must be a finite number")
+    return number
+
+
 def _read_toml(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST_NAME
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FamilyError(f"{folder}: no {MANIFEST_NAME} in this folder") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    # ValueError covers TOMLDecodeError and whole numbers over Python's digit limit.
+    except (ValueError, UnicodeDecodeError) as exc:
         raise FamilyError(f"{path}: not valid TOML ({exc})") from None
 
 
@@ -154,9 +169,7 @@ def _members(folder: Path, raw_members: Any, where: str) -> list[Member]:
         if file.parent != folder.resolve() or not file.name.endswith(WEIGHT_SUFFIXES):
             raise FamilyError(f"{mwhere}: file must be a {'/'.join(WEIGHT_SUFFIXES)} file "
                               "inside the family folder")
-        position = float(raw.get("position", index))
-        if not math.isfinite(position):
-            raise FamilyError(f"{mwhere}: position must be a finite number")
+        position = _number(raw.get("position", index), "position", mwhere)
         members.append(Member(label=label, file=file, position=position))
     members.sort(key=lambda m: m.position)
     if len({m.position for m in members}) != len(members):
@@ -165,14 +178,21 @@ def _members(folder: Path, raw_members: Any, where: str) -> list[Member]:
 
 
 def _presets(raw_presets: Any, where: str) -> list[Preset]:
+    if not isinstance(raw_presets, list) or not all(isinstance(p, dict) for p in raw_presets):
+        raise FamilyError(f"{where}: presets must be [[presets]] tables")
     presets = []
     for raw in raw_presets:
         name = _require(raw, "name", str, f"{where}: preset")
+        pwhere = f"{where}: preset {name!r}"
         weights = raw.get("weights")
+        if weights is not None and not isinstance(weights, list):
+            raise FamilyError(f"{pwhere}: weights must be a list of numbers")
         presets.append(Preset(
             name=name,
-            strength=float(raw["strength"]) if "strength" in raw else None,
-            weights=tuple(float(w) for w in weights) if weights is not None else None,
+            strength=_number(raw["strength"], "strength", pwhere) if "strength" in raw
+            else None,
+            weights=tuple(_number(w, "every weight", pwhere) for w in weights)
+            if weights is not None else None,
             builtin=True,
         ))
     return presets
@@ -200,3 +220,33 @@ def load_manifest(folder: Path) -> Manifest:
         folder=folder,
         tile_pad=data.get("tile_pad", DEFAULT_TILE_PAD),
     )
+
+
+def member_file_problems(manifest: Manifest) -> list[str]:
+    """What is visibly wrong with the member files, from their first bytes only (loading
+    the weights is what finds the rest): for listings, which must stay fast."""
+    problems = []
+    for member in manifest.members:
+        problem = _file_problem(member.file)
+        if problem:
+            problems.append(f"member {member.label!r}: {member.file.name} {problem}")
+    return problems
+
+
+def _file_problem(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(9)
+            size = path.stat().st_size
+    except FileNotFoundError:
+        return "is missing"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if path.suffix == ".safetensors":
+        # An 8-byte little-endian header length, then the JSON header.
+        length = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+        ok = head[8:9] == b"{" and 0 < length <= size - 8
+    else:  # torch.save: a zip archive, or the legacy format's pickle
+        ok = head.startswith((b"PK\x03\x04", b"\x80"))
+    return None if ok else "is not a weight file (damaged or of another kind)"
+

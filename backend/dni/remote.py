@@ -1,20 +1,26 @@
-"""`dni apply --server ENDPOINT`: the same job, run by a `dni serve` backend."""
+"""`--server ENDPOINT`: `dni apply`, `dni sweep` and `dni families` run by a `dni serve`
+backend instead of in this process. Amounts are checked here first, so a bad one (nan,
+inf, out of range) is the same one-line error as without a server."""
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from dni_client.families import FamilyInfo
 
-from .errors import DNIError
+from .errors import DNIError, FamilyError
 from .server import layouts
-from .weighting import find_preset
+from .weighting import validate_strength, validate_weights
 
 _LAYOUT_BY_SHAPE = {(np.dtype(np.uint8), 1): "grey8", (np.dtype(np.uint8), 3): "rgb8",
                     (np.dtype(np.uint8), 4): "rgba8", (np.dtype(np.uint16), 1): "grey16",
-                    (np.dtype(np.uint16), 3): "rgb16", (np.dtype(np.uint16), 4): "rgba16"}
+                    (np.dtype(np.uint16), 3): "rgb16", (np.dtype(np.uint16), 4): "rgba16",
+                    (np.dtype(np.float32), 1): "grey32f", (np.dtype(np.float32), 3): "rgb32f",
+                    (np.dtype(np.float32), 4): "rgba32f"}
 
 
 def _plane(values: np.ndarray | None) -> bytes | None:
@@ -24,36 +30,85 @@ def _plane(values: np.ndarray | None) -> bytes | None:
     return np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8).tobytes()
 
 
-def _weighting(args: argparse.Namespace, family: FamilyInfo) -> dict:
-    if args.preset is None:
-        return {"strength": args.strength, "weights": args.weights}
-    preset = find_preset(family.presets, args.preset, f"family {family.name!r}")
-    return {"strength": preset.strength, "weights": preset.weights}
+class Remote:
+    """One connection to a server for one command; every failure is a DNIError."""
+
+    def __init__(self, endpoint: str) -> None:
+        from dni_client import ZmqClient
+
+        self.endpoint = endpoint
+        self._client = ZmqClient(endpoint)
+        self.max_pixels: int | None = None
+
+    def __enter__(self) -> Remote:
+        try:
+            with self._answers():
+                limits = self._client.hello().get("limits") or {}
+        except BaseException:
+            self._client.close()
+            raise
+        self.max_pixels = limits.get("max_pixels") if isinstance(limits, dict) else None
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._client.close()
+
+    @contextlib.contextmanager
+    def _answers(self) -> Iterator[None]:
+        from dni_client import ClientError, ConnectionLost, ServerError
+
+        try:
+            yield
+        except ServerError as exc:
+            raise DNIError(f"the server refused: {exc.message}") from None
+        except ConnectionLost:
+            raise DNIError(f"no answer from a dni server at {self.endpoint} "
+                           "(start one with `dni serve`)") from None
+        except ClientError as exc:
+            raise DNIError(str(exc)) from None
+
+    def families(self) -> list[dict[str, Any]]:
+        """The server's families, as `dni families --json` shows them."""
+        with self._answers():
+            return self._client.families()
+
+    def family(self, name: str) -> FamilyInfo:
+        for raw in self.families():
+            if raw.get("name") == name:
+                return FamilyInfo.from_dict(raw)
+        raise FamilyError(f"the server at {self.endpoint} has no family {name!r}")
+
+    def run(self, family: FamilyInfo, image: np.ndarray, *, strength: float | None = None,
+            weights: Sequence[float] | None = None, mask: np.ndarray | None = None,
+            strength_map: np.ndarray | None = None, mode: str = "network",
+            tile: int | None = None, progress: Callable[[float, str], None] | None = None,
+            ) -> np.ndarray:
+        """The filtered image, in the input's dtype and channel count."""
+        amount = _checked_amount(family, strength, weights, strength_map is not None)
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        layout = _LAYOUT_BY_SHAPE[(image.dtype, channels)]
+        height, width = image.shape[:2]
+
+        def on_progress(fraction: float, stage: str) -> bool:
+            if progress is not None:
+                progress(fraction, stage)
+            return False  # never cancel
+
+        with self._answers():
+            result = self._client.run(
+                family.name, width, height, layout, layouts.to_bytes(image, layout),
+                mask=_plane(mask), strength_map=_plane(strength_map), mode=mode, tile=tile,
+                on_progress=on_progress, **amount)
+        out = layouts.to_array(result.pixels, result.width, result.height, result.layout)
+        return out[:, :, 0] if image.ndim == 2 else np.array(out)
 
 
-def run_remote(args: argparse.Namespace, image: np.ndarray, mask: np.ndarray | None,
-               strength_map: np.ndarray | None) -> np.ndarray:
-    from dni_client import ClientError, ConnectionLost, ServerError, ZmqClient
-
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    layout = _LAYOUT_BY_SHAPE[(image.dtype, channels)]
-    height, width = image.shape[:2]
-    try:
-        with ZmqClient(args.server) as client:
-            family = next((FamilyInfo.from_dict(f) for f in client.families()
-                           if f.get("name") == args.family), None)
-            if family is None:
-                raise DNIError(f"the server at {args.server} has no family {args.family!r}")
-            result = client.run(
-                args.family, width, height, layout, layouts.to_bytes(image, layout),
-                mask=_plane(mask), strength_map=_plane(strength_map), mode=args.mode,
-                tile=args.tile, **_weighting(args, family))
-    except ServerError as exc:
-        raise DNIError(f"the server refused the job: {exc.message}") from None
-    except ConnectionLost:
-        raise DNIError(f"no answer from a dni server at {args.server} "
-                       "(start one with `dni serve`)") from None
-    except ClientError as exc:
-        raise DNIError(str(exc)) from None
-    out = layouts.to_array(result.pixels, result.width, result.height, result.layout)
-    return out[:, :, 0] if image.ndim == 2 else np.array(out)
+def _checked_amount(family: FamilyInfo, strength: float | None,
+                    weights: Sequence[float] | None, by_map: bool) -> dict[str, Any]:
+    """strength or weights, valid for the family (WeightsError otherwise): JSON has no
+    nan or inf, and the server's answer to a bad amount would only say it later."""
+    if by_map:
+        return {}
+    if weights is not None:
+        return {"weights": list(validate_weights(weights, len(family.members)))}
+    return {"strength": validate_strength(strength)}

@@ -11,24 +11,21 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .family import Family
-
 LABEL_HEIGHT = 20
 GAP = 4
+# run(strength, mode) -> the filtered image: a local family's apply, or a job on a server.
+Runner = Callable[[float, str], np.ndarray]
 
 
-def sweep_rows(family: Family, image: np.ndarray, steps: int, compare_pixel: bool,
+def sweep_rows(run: Runner, steps: int, compare_pixel: bool,
                tick: Callable[[], None] | None = None) -> list[tuple[str, list[np.ndarray]]]:
     strengths = np.linspace(0.0, 1.0, steps).tolist()
-    rows = [("DNI", [])]
+    rows: list[tuple[str, list[np.ndarray]]] = [("DNI", [])]
     if compare_pixel:
         rows.append(("pixel", []))
     for s in strengths:
-        rows[0][1].append(family.apply(image, strength=s))
-        if tick:
-            tick()
-        if compare_pixel:
-            rows[1][1].append(family.apply(image, strength=s, mode="pixel"))
+        for name, images in rows:
+            images.append(run(s, "network" if name == "DNI" else "pixel"))
             if tick:
                 tick()
     return rows

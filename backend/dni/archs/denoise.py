@@ -72,6 +72,7 @@ class DenoiseUNet(nn.Module):
         return (y - noise)[..., :h, :w]
 
 
-@register("dni-denoise-unet")
+@register("dni-denoise-unet", {"features": (1, 512), "blocks": (0, 64), "middle": (0, 64),
+                                "channels": (1, 4)})
 def build_denoise_unet(**options: object) -> nn.Module:
     return DenoiseUNet(**options)  # type: ignore[arg-type]

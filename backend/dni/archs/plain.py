@@ -52,6 +52,7 @@ class PlainConvNet(nn.Module):
         return base + y
 
 
-@register("plain-conv")
+@register("plain-conv", {"in_channels": (1, 64), "out_channels": (1, 64),
+                          "features": (1, 1024), "layers": (1, 256), "scale": (1, 16)})
 def build_plain(**options: object) -> nn.Module:
     return PlainConvNet(**options)  # type: ignore[arg-type]

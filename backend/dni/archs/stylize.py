@@ -58,6 +58,6 @@ class StylizeNet(nn.Module):
         return y[..., :h, :w]
 
 
-@register("dni-stylize")
+@register("dni-stylize", {"features": (1, 512), "blocks": (0, 64)})
 def build_stylize(**options: object) -> nn.Module:
     return StylizeNet(**options)  # type: ignore[arg-type]
