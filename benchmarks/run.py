@@ -4,7 +4,8 @@
 
 Sections: engine (interpolation, tiling), server (transport), preview (slider latency),
 big (peak memory on big images), peer (Real-ESRGAN's tiling; needs .bench-peer, see
-bench_peer.py). Tables are printed as Markdown; --output also writes them to FILE.
+bench_peer.py), soak (clients of every kind against one server). Tables are printed as
+Markdown; --output also writes them to FILE.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import bench_engine  # noqa: E402
 import bench_peer  # noqa: E402
 import bench_preview  # noqa: E402
 import bench_server  # noqa: E402
+import bench_soak  # noqa: E402
 from report import Row, print_rows  # noqa: E402
 
 
@@ -62,6 +64,11 @@ beside its baseline, on the machine named below; nothing here is typed in by han
 - **Big images**: one job in a fresh process; peak resident memory includes the input.
 - **Peer**: the same Compact x4 weights through Real-ESRGAN's `RealESRGANer` tiling and
   ours, same tile size (peer installed outside the project: see bench_peer.py).
+- **Soak**: for a bounded time, one server gets well-behaved clients (slider drags and
+  full jobs), a client that never reads its replies, a flood of malformed and oversized
+  multi-frame messages and clients that vanish mid-job; a probe client's latency is
+  measured alone and then under that abuse, and every well-behaved job must get exactly
+  one final reply.
 - **GPU**: the CUDA path (fp16, channels_last, cudnn autotuning) is exercised only where a
   GPU is present; a run without one says "no GPU" in its machine line.
 
@@ -85,6 +92,8 @@ def sections(quick: bool, device: str) -> dict[str, tuple[str, Callable[[], list
             else [("denoise", 8192), ("super-resolve", 2048)], compute)),
         "peer": ("Against Real-ESRGAN's tiling", lambda: bench_peer.compare(
             256 if quick else 512, 128 if quick else 256, 2 if quick else 3)),
+        "soak": ("Soak: clients of every kind at once", lambda: bench_soak.measure(
+            20 if quick else 60, "cpu" if device == "auto" else device)),
     }
 
 

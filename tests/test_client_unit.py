@@ -161,18 +161,152 @@ def test_silent_server_pings_then_loses_pending_jobs(fake: FakeServer, client: Z
     assert client.pending() == []
 
 
-def test_pong_keeps_a_long_job_alive(fake: FakeServer, client: ZmqClient) -> None:
+# -- liveness: each job needs its own signs of life (docs/protocol.md, "Liveness") ---------
+
+def progress(job: str, instance: str = "A", **extra: Any) -> dict[str, Any]:
+    return {"kind": "progress", "id": job, "fraction": 0.0, "stage": "queued",
+            "instance": instance, **extra}
+
+
+def answer_pings(fake: FakeServer, client: ZmqClient, seconds: float, pong: dict[str, Any],
+                 state: str | None = None) -> list[dni_client.Event]:
+    """Poll for `seconds` (or until a job ends), answering each ping with `pong`, in which
+    every job asked about has `state` (None: not here). The events that ended jobs."""
+    events: list[dni_client.Event] = []
+    deadline = time.monotonic() + seconds
+    while not events and time.monotonic() < deadline:
+        events = [e for e in client.poll(20) if e.kind != "progress"]
+        while fake.sock.poll(0):
+            ident, header, _ = fake.receive()
+            if header["op"] == "ping":
+                jobs = {job: state for job in header.get("jobs", [])}
+                fake.reply(ident, {"kind": "pong", "id": header["id"], "jobs": jobs, **pong})
+    return events
+
+
+def test_signs_of_life_keep_a_long_job_alive_and_are_not_events(fake: FakeServer,
+                                                                 client: ZmqClient) -> None:
     client.timeout = 0.4
     job = client.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5)
     identity, _, _ = fake.receive()
     deadline = time.monotonic() + 1.3  # three times the timeout
     while time.monotonic() < deadline:
+        fake.reply(identity, progress(job, alive=True))
+        assert client.poll(50) == []     # a repeat of the last progress is no news
+    assert client.pending() == [job]
+
+
+def test_a_pong_that_names_the_job_keeps_it_alive(fake: FakeServer, client: ZmqClient) -> None:
+    client.timeout = 0.4
+    job = client.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5)
+    fake.receive()
+    pong = {"instance": "A", "direct": True}
+    assert answer_pings(fake, client, 1.3, pong, state="running") == []
+    assert client.pending() == [job]
+
+
+def test_pongs_alone_do_not_keep_a_lost_job_alive(fake: FakeServer, client: ZmqClient) -> None:
+    """Behind a broker another worker answers every ping, knowing nothing of the job: its
+    own worker died. The job ends within the timeout of its last sign all the same."""
+    job = client.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5)
+    identity, _, _ = fake.receive()
+    fake.reply(identity, progress(job, instance="A"))
+    events = answer_pings(fake, client, 5.0, {"instance": "B", "direct": False})
+    assert [(e.kind, e.job_id, e.code) for e in events] == [("error", job, "connection_lost")]
+    assert "no word about this job" in events[0].message
+    assert client.pending() == []
+
+
+def test_news_of_other_jobs_does_not_keep_a_job_alive(fake: FakeServer,
+                                                      client: ZmqClient) -> None:
+    lost = client.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5)
+    busy = client.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5)
+    identity, _, _ = fake.receive()
+    events: list[dni_client.Event] = []
+    deadline = time.monotonic() + 5
+    while not any(e.kind == "error" for e in events) and time.monotonic() < deadline:
+        fake.reply(identity, progress(busy, fraction=0.5, stage="inference"))
+        events += client.poll(50)
+    assert [(e.job_id, e.code) for e in events if e.kind == "error"] == [
+        (lost, "connection_lost")]
+    assert client.pending() == [busy]  # the connection is fine: no reconnect
+
+
+def test_a_restarted_server_ends_the_job_at_once(fake: FakeServer, client: ZmqClient) -> None:
+    """Directly connected, the server that answers is the only one: if it has never heard
+    of the job (a new instance: it was restarted), waiting longer cannot help."""
+    client.timeout = 30.0
+    job = client.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5)
+    identity, _, _ = fake.receive()
+    fake.reply(identity, progress(job, instance="A"))
+    started = time.monotonic()
+    events = answer_pings(fake, client, 10.0, {"instance": "B", "direct": True})
+    assert [(e.job_id, e.code) for e in events] == [(job, "connection_lost")]
+    assert "no longer has this job (it was restarted)" in events[0].message
+    assert time.monotonic() - started < 3 * P.ALIVE_INTERVAL_S + 2  # not the 30 s
+
+
+def test_behind_a_broker_only_the_jobs_own_worker_can_disown_it(fake: FakeServer,
+                                                                client: ZmqClient) -> None:
+    client.timeout = 2.0
+    job = client.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5)
+    identity, _, _ = fake.receive()
+    fake.reply(identity, progress(job, instance="A"))
+    events = answer_pings(fake, client, 10.0, {"instance": "A", "direct": False})
+    assert [(e.job_id, e.code) for e in events] == [(job, "connection_lost")]
+    assert "no longer has this job" in events[0].message
+    assert "restarted" not in events[0].message
+
+
+def test_a_server_without_liveness_keeps_the_old_rule(fake: FakeServer,
+                                                      client: ZmqClient) -> None:
+    """An older `dni serve` sends no signs of life and its pong lists no jobs: there a
+    pong still keeps the jobs alive, as it did."""
+    client.timeout = 0.4
+    job = client.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5)
+    fake.receive()
+    deadline = time.monotonic() + 1.3
+    while time.monotonic() < deadline:
         assert client.poll(50) == []
         if fake.sock.poll(0):
             ident, header, _ = fake.receive()
-            assert header["op"] == "ping"
+            assert header["op"] == "ping" and header["jobs"] == [job]
             fake.reply(ident, {"kind": "pong", "id": header["id"]})
     assert client.pending() == [job]
+
+
+def test_a_duplicate_id_is_refused_and_ends_nothing(fake: FakeServer, client: ZmqClient) -> None:
+    job = client.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5, job_id="mine")
+    identity, _, _ = fake.receive()
+    with pytest.raises(ClientError, match="pending"):
+        client.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5, job_id="mine")
+    with pytest.raises(ClientError, match="valid"):
+        client.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5, job_id="bad\n")
+    assert fake.nothing_waiting()  # neither went out
+    # A server's refusal of a second run with this id is not the end of the first.
+    fake.reply(identity, {"kind": "error", "id": job, "code": "duplicate_id", "message": "x"})
+    fake.reply(identity, {"kind": "result", "id": job, "width": 1, "height": 1,
+                          "layout": "grey8"}, b"\1")
+    events = poll_until(client, 1)
+    assert [(e.kind, e.pixels) for e in events] == [("result", b"\1")]
+
+
+def test_ipv6_loopback(client: ZmqClient) -> None:
+    server = zmq.Context.instance().socket(zmq.ROUTER)
+    server.setsockopt(zmq.LINGER, 0)
+    server.setsockopt(zmq.IPV6, 1)
+    try:
+        port = server.bind_to_random_port("tcp://[::1]")
+    except zmq.ZMQError:
+        server.close()
+        pytest.skip("this machine has no IPv6 loopback")
+    try:
+        with ZmqClient(f"tcp://[::1]:{port}", timeout=5.0) as c:
+            job = c.submit("tiny", 1, 1, "grey8", b"\0", strength=0.5)
+            assert server.poll(5000), "nothing arrived over ::1"
+            assert P.decode_header(server.recv_multipart()[2])["id"] == job
+    finally:
+        server.close()
 
 
 def test_cancel_is_resent_until_the_right_worker_has_it(fake: FakeServer,

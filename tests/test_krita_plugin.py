@@ -376,6 +376,27 @@ def test_backend_gone_mid_job_leaves_the_document_untouched(app):
     assert bytes(layer.pixelData(0, 0, 40, 30)) == before
 
 
+def test_a_lost_job_ends_the_other_pending_jobs_too(app):
+    """The client gives up one job (its server vanished): every job pending on that
+    connection ends at once, instead of waiting for events that cannot come."""
+    from dni_krita.plugin import instance
+
+    doc, layer = make_doc(app)
+    session = connected()
+    EngineClient.mode = "hold"
+    errors = []
+    for strength in (0.2, 0.4):
+        instance().start_job(doc, layer, session.family("tiny"), options(strength),
+                             lambda new, error: errors.append(error))
+    client = EngineClient.instances[-1]
+    first = next(iter(client.jobs))
+    client.jobs.pop(first)
+    client.lost_now = [first]  # only this one is reported lost
+    session.tick()
+    assert len(errors) == 2 and all("stopped answering" in e for e in errors)
+    assert session.current is None and not session.connected
+
+
 def test_cancel_from_progress_leaves_the_document_untouched(app):
     import dni_krita
     doc, layer = make_doc(app)

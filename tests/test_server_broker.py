@@ -10,27 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server_util import Process
+import zmq
+from test_server_util import Process, broker_cluster
 
 from dni_client import ConnectionLost, ZmqClient
+from dni_client import protocol as P
 
 
 @pytest.fixture(scope="module")
 def cluster(tiny_family_dir: Path) -> Iterator[tuple[Process, str]]:
-    with ExitStack() as stack:
-        broker = Process(["broker", "--frontend", "tcp://127.0.0.1:0",
-                          "--backend", "tcp://127.0.0.1:0"])
-        stack.callback(broker.stop)
-        backend = re.search(r"workers: (\S+)\)", broker.extra[0])
-        assert backend is not None
-        workers = []
-        for _ in range(2):  # started side by side: each spends seconds importing torch
-            worker = Process(["serve", "--device", "cpu", "--connect", backend.group(1),
-                              "--family-path", str(tiny_family_dir)], wait=False)
-            stack.callback(worker.stop)
-            workers.append(worker)
-        for worker in workers:
-            worker.wait_ready()
+    with broker_cluster(tiny_family_dir) as (broker, _workers):
         yield broker, broker.endpoint
 
 
@@ -107,3 +96,31 @@ def test_curve_broker_with_a_curve_worker(tiny_family_dir: Path, tmp_path: Path)
         with ZmqClient(broker.endpoint, timeout=1.0) as plain:
             with pytest.raises(ConnectionLost):
                 plain.hello()
+
+
+@pytest.mark.parametrize("frames", [
+    [b"x"],                                              # no delimiter at all
+    [b"x", b'{"v": 1, "op": "hello", "id": "h"}'],
+    [b'{"v": 1, "op": "hello", "id": "h"}'],
+    [b"r"] * 8 + [b"", b'{"v": 1, "op": "hello", "id": "h"}'],   # the longest envelope
+    [b"r"] * 9 + [b"", b'{"v": 1, "op": "hello", "id": "h"}'],   # one frame too many
+    [b"r"] * 20 + [b"", b'{"v": 1, "op": "hello", "id": "h"}'],
+])
+def test_malformed_envelopes_through_the_broker_get_a_reply(
+        cluster: tuple[Process, str], frames: list[bytes]) -> None:
+    """The worker's peer is the broker: an error addressed to the broker alone would be
+    dropped by its frontend, so the client would never hear back."""
+    _, endpoint = cluster
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        sock.send_multipart(frames)
+        assert sock.poll(10_000), f"no reply to {frames!r:.80}"
+        reply = sock.recv_multipart()
+        header = P.decode_header(reply[reply.index(b"") + 1])
+        assert header["kind"] in ("hello", "error"), header
+        if len(frames) < 3 or len(frames) > 10:
+            assert header["kind"] == "error" and header["code"] in ("bad_message", "too_large")
+    finally:
+        sock.close()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from test_server_util import serve_in_thread
 
 from dni.errors import Cancelled, FamilyError
 from dni.server import Limits, Server
@@ -57,10 +58,7 @@ def engine() -> ScriptedEngine:
 def server(engine: ScriptedEngine) -> Iterator[Server]:
     srv = Server("tcp://127.0.0.1:0", devices=["cpu"], engine_factory=lambda _: engine,
                  limits=Limits(max_queue=4, max_queue_per_client=3))
-    ready = threading.Event()
-    thread = threading.Thread(target=srv.serve, args=(lambda _: ready.set(),), daemon=True)
-    thread.start()
-    assert ready.wait(10)
+    thread = serve_in_thread(srv)
     yield srv
     engine.gate.set()
     srv.stop()

@@ -311,6 +311,8 @@ def run_header(**changes: object) -> bytes:
     ([b"", run_header(v=2), bytes(48)], "unsupported_version"),
     ([b"", run_header(op="explode")], "unknown_op"),
     ([b"", run_header(id="../x")], "bad_header"),
+    ([b"", run_header(id="x\n"), bytes(48)], "bad_header"),
+    ([b"", run_header(v=True), bytes(48)], "unsupported_version"),
     ([b"", run_header(strength="0.5"), bytes(48)], "bad_header"),
     ([b"", b"{not json"], "bad_message"),
     ([b"", b"[1, 2]"], "bad_message"),
@@ -328,7 +330,7 @@ def test_malformed_requests_get_error_replies(raw: zmq.Socket, frames: list[byte
 def test_duplicate_job_id_is_refused_while_running(raw: zmq.Socket) -> None:
     header = run_header(id="dup", width=BIG, height=BIG, layout="grey8", tile=BIG_TILE)
     raw.send_multipart([b"", header, bytes(BIG * BIG)])
-    assert ask(raw, [b"", header, bytes(BIG * BIG)])["code"] == "bad_header"
+    assert ask(raw, [b"", header, bytes(BIG * BIG)])["code"] == "duplicate_id"
     cancel = P.encode_header({"v": 1, "op": "cancel", "id": "dup"})
     assert ask(raw, [b"", cancel], (P.KIND_CANCEL_ACK,))["found"]
 

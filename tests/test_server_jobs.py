@@ -16,10 +16,11 @@ ALICE = (b"alice",)
 BOB = (b"bob",)
 
 
-def job(client: tuple[bytes, ...], job_id: str, preview: bool = False, size: int = 4) -> Job:
+def job(client: tuple[bytes, ...], job_id: str, preview: bool = False, size: int = 4,
+        via_broker: bool = False) -> Job:
     return Job(RunRequest(client=client, op="run", id=job_id, family="tiny", width=size,
                           height=1, layout="grey8", frames={"pixels": bytes(size)},
-                          strength=0.5, preview=preview))
+                          strength=0.5, preview=preview, via_broker=via_broker), "inst-1")
 
 
 @pytest.fixture
@@ -68,12 +69,73 @@ def test_a_job_id_is_in_use_until_its_job_is_forgotten(jobs: JobQueue) -> None:
     jobs.check_new((BOB, "same"))           # ids are per client
     with pytest.raises(P.ProtocolError) as info:
         jobs.check_new((ALICE, "same"))
-    assert info.value.code == "bad_header"
+    # Its own code: the client must not take it for the end of the job with that id.
+    assert info.value.code == "duplicate_id" and "goes on" in info.value.message
     jobs.take()
     with pytest.raises(P.ProtocolError):
         jobs.check_new((ALICE, "same"))     # running: still in use
     jobs.forget(running)
     jobs.check_new((ALICE, "same"))
+
+
+def test_the_cap_counts_connections_not_claimed_routing_frames(jobs: JobQueue) -> None:
+    """Made-up routing frames after the peer's own id do not buy another share."""
+    for index in range(3):
+        jobs.add(job((b"mallory", b"fake%d" % index), f"m{index}"))
+    busy(jobs, job((b"mallory", b"fake9"), "m9"))
+    busy(jobs, job((b"mallory",), "m10"))
+    jobs.add(job(BOB, "b0"))                # other peers keep theirs
+
+
+def test_behind_a_broker_each_client_has_its_own_share() -> None:
+    jobs = JobQueue(Limits(max_queue=10, max_queue_per_client=2), threading.Event())
+    broker = b"\0broker"
+    for client in (b"c1", b"c2"):
+        for index in range(2):
+            jobs.add(job((broker, client, b"fake%d" % index), f"{index}", via_broker=True))
+        busy(jobs, job((broker, client, b"fake9"), "9", via_broker=True))
+    assert jobs.counts()[0] == 4
+
+
+def test_a_gone_peer_loses_the_jobs_of_every_envelope(jobs: JobQueue) -> None:
+    mine = [job((b"peer", b"x"), "1"), job((b"peer",), "2")]
+    for new in (*mine, job(BOB, "3")):
+        jobs.add(new)
+    assert jobs.drop_client((b"peer",)) == 2
+    assert all(j.vanished for j in mine)
+
+
+def test_known_says_which_of_a_clients_jobs_are_here(jobs: JobQueue) -> None:
+    running, queued = job(ALICE, "1"), job(ALICE, "2")
+    jobs.add(running)
+    jobs.add(queued)
+    jobs.take()
+    assert jobs.known(ALICE, ["1", "2", "3"]) == {"1": "running", "2": "queued", "3": None}
+    assert jobs.known(BOB, ["1"]) == {"1": None}        # ids are per client
+    assert jobs.known((ALICE[0], b"x"), ["1"]) == {"1": None}
+
+
+def test_quiet_jobs_get_their_latest_progress_again(jobs: JobQueue,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("dni.server.jobs.time.monotonic", lambda: now[0])
+    talking, silent, gone = job(ALICE, "1"), job(ALICE, "2"), job(BOB, "3")
+    for new in (talking, silent, gone):
+        jobs.add(new)
+    assert talking.progress(0.25, "inference") == {
+        "kind": "progress", "id": "1", "fraction": 0.25, "stage": "inference",
+        "instance": "inst-1"}
+    jobs.drop_client(BOB)
+    now[0] += 1.0
+    assert jobs.quiet(1.0) == [talking, silent]  # a vanished client is not told
+    assert jobs.quiet(1.0) == []                  # looks again only a quarter later
+    assert talking.alive() == {"kind": "progress", "id": "1", "fraction": 0.25,
+                               "stage": "inference", "instance": "inst-1", "alive": True}
+    now[0] += 0.5
+    assert jobs.quiet(1.0) == [silent]            # its sign of life was not sent
+    silent.alive()
+    now[0] += 0.5
+    assert jobs.quiet(1.0) == [talking]           # a second since its last word
 
 
 def test_a_preview_supersedes_only_its_clients_queued_previews(jobs: JobQueue) -> None:

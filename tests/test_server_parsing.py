@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dni.server.limits import Limits
-from dni.server.parsing import Request, RequestError, RunRequest, parse_request
+from dni.server.parsing import PingRequest, Request, RequestError, RunRequest, parse_request
 from dni_client import protocol as P
 
 IDENTITY = b"\x00client"
@@ -35,10 +35,64 @@ def refused(frames: list[bytes], limits: Limits = LIMITS) -> RequestError:
     return info.value
 
 
-@pytest.mark.parametrize("op", ["hello", "families", "ping", "stats", "cancel"])
+@pytest.mark.parametrize("op", ["hello", "families", "stats", "cancel"])
 def test_ops_without_data(op: str) -> None:
     request = parse_request(message({"v": 1, "op": op, "id": "a.b:c-1"}), LIMITS)
     assert request == Request(client=(IDENTITY,), op=op, id="a.b:c-1")
+
+
+def test_a_ping_may_ask_about_jobs() -> None:
+    plain = parse_request(message({"v": 1, "op": "ping", "id": "p"}), LIMITS)
+    assert plain == PingRequest(client=(IDENTITY,), op="ping", id="p", jobs=())
+    asking = parse_request(message({"v": 1, "op": "ping", "id": "p", "jobs": ["a", "b"]}),
+                           LIMITS)
+    assert isinstance(asking, PingRequest) and asking.jobs == ("a", "b")
+    for jobs in ("a", ["a\n"], [1], ["x"] * (P.MAX_PING_JOBS + 1)):
+        header = {"v": 1, "op": "ping", "id": "p", "jobs": jobs}
+        assert refused(message(header)).code == "bad_header", jobs
+
+
+# -- who a message is from: limits count connections, not claimed routing ids ------------
+
+BROKER = b"\0broker-1234"
+
+
+def test_the_connection_is_the_peer_not_the_routing_frames_it_claims() -> None:
+    for envelope in ((), (b"fake-1",), (b"fake-2", b"fake-3")):
+        request = parse_request(message(run_header(), bytes(18), envelope=envelope), LIMITS)
+        assert request.client == (IDENTITY, *envelope)  # replies go where it asked
+        assert request.connection == (IDENTITY,)
+        assert request.direct is (not envelope)
+
+
+def test_behind_our_broker_the_connection_is_the_brokers_client() -> None:
+    frames = [BROKER, b"client-7", b"fake", b"", P.encode_header(run_header()), bytes(18)]
+    request = parse_request(frames, LIMITS, brokers={BROKER})
+    assert request.via_broker and not request.direct
+    assert request.connection == (BROKER, b"client-7")
+    assert request.client == (BROKER, b"client-7", b"fake")
+    # The same frames from a peer that is not one of our brokers prove nothing.
+    other = parse_request([b"\0peer", *frames[1:]], LIMITS, brokers={BROKER})
+    assert other.connection == (b"\0peer",)
+
+
+@pytest.mark.parametrize("frames", [
+    [BROKER, b"client-7", b"junk"],                                  # no delimiter
+    [BROKER, b"client-7", b"{}"],
+    [BROKER, b"client-7", *[b"r"] * (P.MAX_ENVELOPE + 1), b"", b"{}"],  # envelope too long
+])
+def test_errors_through_a_broker_reach_its_client(frames: list[bytes]) -> None:
+    """A reply to the bare broker would be dropped by its frontend: no answer at all."""
+    with pytest.raises(RequestError) as info:
+        parse_request(frames, LIMITS, brokers={BROKER})
+    assert info.value.code == "bad_message"
+    assert info.value.client == (BROKER, b"client-7")
+
+
+def test_a_broker_does_not_use_up_its_clients_envelope() -> None:
+    envelope = tuple(b"r%d" % i for i in range(P.MAX_ENVELOPE - 1))
+    frames = [BROKER, b"client-7", *envelope, b"", P.encode_header(run_header()), bytes(18)]
+    assert parse_request(frames, LIMITS, brokers={BROKER}).client[2:] == envelope
 
 
 def test_run_with_every_frame() -> None:
@@ -92,6 +146,9 @@ def test_malformed_messages(frames: list[bytes], code: str) -> None:
     ({"v": 1, "op": "hello"}, (), "bad_header"),                     # no id
     ({"v": 1, "op": "hello", "id": "x" * 65}, (), "bad_header"),
     ({"v": 1, "op": "hello", "id": "a b"}, (), "bad_header"),
+    ({"v": 1, "op": "hello", "id": "abc\n"}, (), "bad_header"),      # "$" matched before \n
+    ({"v": True, "op": "hello", "id": "a"}, (), "unsupported_version"),  # bool is an int
+    ({"v": 1.0, "op": "hello", "id": "a"}, (), "unsupported_version"),
     ({"op": "hello", "id": "a"}, (), "unsupported_version"),
     ({"v": 1, "op": "explode", "id": "a"}, (), "unknown_op"),
     ({"v": 1, "op": ["run"], "id": "a"}, (), "unknown_op"),          # unhashable op
@@ -151,3 +208,12 @@ def test_the_servers_ops_decide_what_is_known() -> None:
     with pytest.raises(RequestError) as info:
         parse_request(frames, LIMITS, ops=("hello", "ping"))
     assert info.value.code == "unknown_op" and "hello, ping" in info.value.message
+
+
+@pytest.mark.parametrize("changes", [{"strength": 10 ** 400}, {"weights": [10 ** 400, 0]},
+                                     {"strength": -(10 ** 400)}])
+def test_numbers_too_large_for_a_float_are_a_header_error(changes: dict[str, Any]) -> None:
+    """JSON integers have no size limit: 400 digits must be refused as a bad header, not
+    crash the parser into an `internal` error."""
+    error = refused(message(run_header(**changes), b"\0" * 3 * 2 * 3))
+    assert error.code == "bad_header" and "finite" in error.message

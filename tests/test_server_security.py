@@ -64,6 +64,15 @@ def test_keys_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert (folder / "server.key").read_bytes() == server_public
 
 
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".hidden", "", "a\\b", "x" * 65])
+def test_keys_refuses_client_names_that_are_not_plain_file_names(
+        tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "keys"
+    assert keys_command(str(folder), "--client", name) == 2
+    assert "client name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []  # nothing written anywhere
+
+
 def test_curve_keys_without_authorized_clients_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "keys"

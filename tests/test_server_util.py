@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -12,8 +13,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,6 +116,36 @@ def serve(family_dir: Path | None, *extra: str, endpoint: str = "tcp://127.0.0.1
         yield process
     finally:
         process.stop()
+
+
+@contextmanager
+def broker_cluster(family_dir: Path, workers: int = 2) -> Iterator[tuple[Process,
+                                                                       list[Process]]]:
+    """A real `dni broker` and `workers` real `dni serve --connect` workers behind it."""
+    with ExitStack() as stack:
+        broker = Process(["broker", "--frontend", "tcp://127.0.0.1:0",
+                          "--backend", "tcp://127.0.0.1:0"])
+        stack.callback(broker.stop)
+        backend = re.search(r"workers: (\S+)\)", broker.extra[0])
+        assert backend is not None
+        started = []
+        for _ in range(workers):  # started side by side: each spends seconds importing torch
+            worker = Process(["serve", "--device", "cpu", "--connect", backend.group(1),
+                              "--family-path", str(family_dir)], wait=False)
+            stack.callback(worker.stop)
+            started.append(worker)
+        for worker in started:
+            worker.wait_ready()
+        yield broker, started
+
+
+def serve_in_thread(server: Any) -> threading.Thread:
+    """Run an in-process `Server` on a daemon thread; returns once it is ready."""
+    ready = threading.Event()
+    thread = threading.Thread(target=server.serve, args=(lambda _: ready.set(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    return thread
 
 
 def run_command(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:

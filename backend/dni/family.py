@@ -190,7 +190,9 @@ class Family:
             raise ImageError(f"tile size must be at least {MIN_TILE} pixels")
 
         passes = self._passes(w, unit_map, mode)
-        side = tile or self.auto_tile()
+        # A caller's tile may be smaller than the engine's choice, never larger: that is
+        # the largest tile whose activations fit the device's memory budget.
+        side = min(tile, self.auto_tile()) if tile else self.auto_tile()
         while True:
             writer = imaging.Writer(image, fmt, self.scale, unit_mask)
             self._cancelled = cancelled

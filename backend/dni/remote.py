@@ -61,9 +61,9 @@ class Remote:
             yield
         except ServerError as exc:
             raise DNIError(f"the server refused: {exc.message}") from None
-        except ConnectionLost:
-            raise DNIError(f"no answer from a dni server at {self.endpoint} "
-                           "(start one with `dni serve`)") from None
+        except ConnectionLost as exc:
+            raise DNIError(f"the dni server at {self.endpoint} stopped answering ({exc}); "
+                           "is `dni serve` running there?") from None
         except ClientError as exc:
             raise DNIError(str(exc)) from None
 

@@ -61,10 +61,11 @@ ERROR_CODES = {
     "bad_header": "a header field is missing, of the wrong type or out of range",
     "unsupported_version": "the header's protocol version is not one the server speaks",
     "unknown_op": "the op is not one of " + ", ".join(OPS),
-    "too_large": "header, frame count or image dimensions exceed the server's limits",
+    "too_large": "header, message size, frame count, image or output size exceed the limits",
     "bad_frames": "data frames missing, extra, or of a size that does not match the header",
     "bad_layout": "the pixel layout is unknown",
     "busy": "the server's queue (or this client's share of it) is full",
+    "duplicate_id": "a run reused the id of this client's queued or running job (which goes on)",
     "superseded": "a newer preview from the same client replaced this queued one",
     "cancelled": "the job was cancelled",
     "shutting_down": "the server is stopping",
@@ -77,7 +78,7 @@ ERROR_CODES = {
     "incompatible": "the family's members cannot be interpolated",
     "bad_image": "the image, mask or strength map is unusable",
     # client side only:
-    "connection_lost": "no answer from the server within the timeout",
+    "connection_lost": "no sign of the job within the timeout, or the server lost it",
 }
 
 # Default limits; the server reports the ones it enforces in `hello`.
@@ -87,7 +88,14 @@ MAX_ENVELOPE = 8                         # routing-id frames before the delimite
 MAX_SIDE = 16384
 MAX_PIXELS = 8192 * 8192
 MAX_WEIGHTS = 64
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# Use fullmatch: with re.match, "$" also matches before a trailing newline.
+JOB_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_PING_JOBS = 64                       # job ids one ping may ask about
+
+# Liveness (docs/protocol.md, "Liveness"): the server repeats a job's latest progress
+# (marked "alive") whenever the job's client has heard nothing about it for this long,
+# so that a client can tell a long tile from a job that no longer exists.
+ALIVE_INTERVAL_S = 1.0
 
 # Pixel layouts: name -> (channels, bytes per channel, sample type, channel order).
 # Sample types: "u8", "u16", "f16", "f32"; multi-byte samples are little-endian (every
@@ -159,10 +167,26 @@ def expected_bytes(layout: str, width: int, height: int) -> int:
     return bytes_per_pixel(layout) * width * height
 
 
+def is_ipv6_endpoint(endpoint: str) -> bool:
+    """tcp://[address]:port; libzmq refuses those unless ZMQ_IPV6 is set on the socket."""
+    scheme, sep, rest = endpoint.partition("://")
+    return bool(sep) and scheme == "tcp" and rest.startswith("[")
+
+
 def new_job_id() -> str:
     import uuid
 
     return uuid.uuid4().hex
+
+
+def valid_job_id(value: object) -> bool:
+    """1-64 characters of A-Z a-z 0-9 _ . : - and nothing else (no trailing newline)."""
+    return isinstance(value, str) and JOB_ID_RE.fullmatch(value) is not None
+
+
+def is_version(value: object) -> bool:
+    """The header's "v" is this protocol's version (JSON true is not 1)."""
+    return type(value) is int and value == PROTOCOL_VERSION
 
 
 def _reject_constant(name: str) -> float:
@@ -227,9 +251,22 @@ def get_number(header: dict[str, Any], key: str) -> float | None:
     value = header.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = finite_float(value)
+    if number is None:
         raise header_error(f"{key!r} must be a finite number")
-    return float(value)
+    return number
+
+
+def finite_float(value: Any) -> float | None:
+    """A JSON number as a finite float, or None: booleans, non-numbers, NaN, infinities
+    and integers too large for a float (JSON allows 400 digits) are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def get_str(header: dict[str, Any], key: str, max_len: int = 256) -> str:

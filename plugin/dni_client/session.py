@@ -322,10 +322,13 @@ class Session:
             return  # a superseded preview nobody waits for
         if event.kind != "progress":
             del self._jobs[event.job_id]
-        if event.kind == "error" and event.code == "connection_lost":
-            self._close_client()
-            self._set(STATE_IDLE, "The backend stopped answering.")  # retry on the next job
         self._deliver(handle, event)
+        if event.kind == "error" and event.code == "connection_lost":
+            # The client gave this job up (the server went silent or was restarted): the
+            # other jobs went with that server too. Start afresh at the next step.
+            self._fail_all("connection_lost", event.message)
+            self._close_client()
+            self._set(STATE_IDLE, "The backend stopped answering.")
 
     def _deliver(self, handle: JobHandle, event: Event) -> None:
         try:

@@ -6,6 +6,11 @@ DEALER socket (never REQ: a lost reply must not wedge the editor). Two styles:
 * blocking: ``hello()``, ``families()``, ``run()``;
 * non-blocking: ``submit()`` then ``poll()`` from a GUI timer, ``cancel()`` at any time.
 
+Liveness is per job (docs/protocol.md, "Liveness"): a job ends with a connection_lost
+error when nothing has said for `timeout` seconds that the server still holds it, and at
+once when the server says it does not (it was restarted, or dropped our connection).
+Messages about other jobs, and pongs, do not keep a job alive.
+
 A Client is not thread-safe: use it from one thread (the GUI thread, typically).
 """
 
@@ -64,11 +69,13 @@ def _byte_length(data: Any) -> int:
 
 
 class _Job:
-    __slots__ = ("cancel_sends", "cancelled")
+    __slots__ = ("cancel_sends", "cancelled", "last_sign", "instance")
 
     def __init__(self) -> None:
         self.cancel_sends = 0
         self.cancelled = False
+        self.last_sign = time.monotonic()  # the latest sign that the server holds the job
+        self.instance: str | None = None   # the server instance holding it, once known
 
 
 class ZmqClient(Client):
@@ -90,8 +97,8 @@ class ZmqClient(Client):
         self._jobs: dict[str, _Job] = {}
         self._backlog: deque[Event] = deque()
         self._replies: dict[str, dict[str, Any]] = {}
-        self._last_heard = time.monotonic()
-        self._ping_sent = False
+        self._last_heard = time.monotonic()  # any message from the server
+        self._next_ping = 0.0
         self._connect()
 
     # -- connection -------------------------------------------------------------------
@@ -102,6 +109,8 @@ class ZmqClient(Client):
         # libzmq's own heartbeats notice a dead TCP peer even when nothing is sent.
         sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        if P.is_ipv6_endpoint(self.endpoint):
+            sock.setsockopt(zmq.IPV6, 1)  # off by default in libzmq
         if self._server_key is not None:
             if self._client_keys is not None:
                 public, secret = self._client_keys
@@ -113,16 +122,13 @@ class ZmqClient(Client):
         sock.connect(self.endpoint)
         self._socket = sock
         self._last_heard = time.monotonic()
-        self._ping_sent = False
+        self._next_ping = 0.0
 
     def _reconnect(self, why: str) -> None:
         """A fresh socket (a new identity): replies to the old one can never arrive, so
         every pending job ends here with a connection_lost error event."""
         for job_id in list(self._jobs):
-            self._backlog.append(Event(P.KIND_ERROR, job_id, {
-                "kind": P.KIND_ERROR, "id": job_id, "code": "connection_lost",
-                "message": why}))
-        self._jobs.clear()
+            self._lose(job_id, why)
         if self._socket is not None:
             self._socket.close(linger=0)
         self._replies.clear()
@@ -179,7 +185,6 @@ class ZmqClient(Client):
         if header is None:
             return  # not from a DNI server: ignore
         self._last_heard = time.monotonic()
-        self._ping_sent = False
         kind = header.get("kind")
         job_id = header.get("id") if isinstance(header.get("id"), str) else ""
         job = self._jobs.get(job_id)
@@ -188,7 +193,9 @@ class ZmqClient(Client):
         elif kind == P.KIND_CANCEL_ACK:
             if job is not None and not header.get("found"):
                 self._resend_cancel(job_id, job)
-        elif kind != P.KIND_PONG and job_id:
+        elif kind == P.KIND_PONG:
+            self._pong(header)
+        elif job_id:
             # Replies to hello/families/stats, and errors for them.
             self._replies[job_id] = header
             if len(self._replies) > 64:
@@ -196,13 +203,19 @@ class ZmqClient(Client):
 
     def _job_event(self, kind: str, job_id: str, job: _Job, header: dict[str, Any],
                    body: list[Any]) -> None:
+        job.last_sign = time.monotonic()
+        if isinstance(header.get("instance"), str):
+            job.instance = header["instance"]
         if kind == P.KIND_PROGRESS:
             # Still running after our cancel: behind a broker, the cancel may have reached
             # another worker; send it again (round robin moves on).
             if job.cancelled:
                 self._resend_cancel(job_id, job)
-            self._backlog.append(Event(kind, job_id, header))
+            if not header.get("alive"):  # a repeat that only says "still here": not news
+                self._backlog.append(Event(kind, job_id, header))
             return
+        if header.get("code") == "duplicate_id":
+            return  # the answer to a second run with this id: the job itself goes on
         del self._jobs[job_id]
         pixels = body[1].bytes if kind == P.KIND_RESULT and len(body) > 1 else None
         self._backlog.append(Event(kind, job_id, header, pixels))
@@ -211,17 +224,73 @@ class ZmqClient(Client):
         if job.cancel_sends < _MAX_CANCEL_SENDS:
             self._send_cancel(job_id, job)
 
+    # -- liveness ---------------------------------------------------------------------
+
+    def _lose(self, job_id: str, why: str) -> None:
+        """End a pending job with a connection_lost error event."""
+        del self._jobs[job_id]
+        self._backlog.append(Event(P.KIND_ERROR, job_id, {
+            "kind": P.KIND_ERROR, "id": job_id, "code": "connection_lost", "message": why}))
+
+    @property
+    def _quiet_after(self) -> float:
+        """A job without a sign for this long is asked about. The server repeats each
+        job's progress every ALIVE_INTERVAL_S, so a healthy job is never this quiet."""
+        return min(self.timeout / 2, 3 * P.ALIVE_INTERVAL_S)
+
     def _check_silence(self) -> None:
-        """Pending jobs and no word for `timeout` seconds: report them lost, reconnect."""
+        """Jobs without a sign of life for `timeout` seconds are lost; quiet ones are asked
+        about. When the server said nothing at all for as long, the socket is renewed."""
+        now = time.monotonic()
         if not self._jobs:
-            self._last_heard = time.monotonic()
+            self._last_heard = now
             return
-        silent = time.monotonic() - self._last_heard
-        if silent > self.timeout:
-            self._reconnect(f"no answer from {self.endpoint} for {silent:.0f} s")
-        elif silent > self.timeout / 2 and not self._ping_sent:
-            self._send({"op": P.OP_PING, "id": P.new_job_id()})
-            self._ping_sent = True
+        lost = [job_id for job_id, job in self._jobs.items()
+                if now - job.last_sign > self.timeout]
+        for job_id in lost:
+            self._lose(job_id, f"no word about this job from {self.endpoint} for "
+                               f"{self.timeout:.0f} s")
+        if lost and now - self._last_heard > self.timeout:
+            self._reconnect(f"no answer from {self.endpoint} for {self.timeout:.0f} s")
+        elif now >= self._next_ping:
+            self._ask_about_quiet_jobs(now)
+
+    def _ask_about_quiet_jobs(self, now: float) -> None:
+        quiet = sorted((job_id for job_id, job in self._jobs.items()
+                        if now - job.last_sign > self._quiet_after),
+                       key=lambda job_id: self._jobs[job_id].last_sign)
+        if quiet:
+            self._next_ping = now + self._quiet_after
+            self._send({"op": P.OP_PING, "id": P.new_job_id(),
+                        "jobs": quiet[:P.MAX_PING_JOBS]})
+
+    def _pong(self, header: dict[str, Any]) -> None:
+        """A pong says, for each job the ping asked about, whether this server holds it."""
+        states = header.get("jobs")
+        if not isinstance(states, dict):
+            self._legacy_pong()
+            return
+        # Direct: no broker between us, so this server is the only one that could hold
+        # our jobs. Behind a broker only the worker that holds a job can say it does not.
+        direct = header.get("direct") is True
+        instance = header.get("instance")
+        for job_id, state in states.items():
+            job = self._jobs.get(job_id) if isinstance(job_id, str) else None
+            if job is None:
+                continue
+            if state:
+                job.last_sign = time.monotonic()
+            elif direct or (job.instance is not None and job.instance == instance):
+                restarted = job.instance is not None and job.instance != instance
+                self._lose(job_id, f"the server at {self.endpoint} no longer has this job"
+                                   + (" (it was restarted)" if restarted else ""))
+
+    def _legacy_pong(self) -> None:
+        """A server without per-job liveness (no "jobs" in its pong): as before, its pong
+        keeps the jobs it never named an instance for alive."""
+        for job in self._jobs.values():
+            if job.instance is None:
+                job.last_sign = time.monotonic()
 
     # -- requests ----------------------------------------------------------------------
 
@@ -284,6 +353,8 @@ class ZmqClient(Client):
                 frames.append(plane)
                 names.append(name)
         job_id = job_id or P.new_job_id()
+        if not P.valid_job_id(job_id) or job_id in self._jobs:
+            raise ClientError(f"job id {job_id!r} is not a valid id, or one still pending")
         header: dict[str, Any] = {
             "op": P.OP_RUN, "id": job_id, "family": family, "width": width, "height": height,
             "layout": layout, "mode": mode, "preview": bool(preview), "frames": names,

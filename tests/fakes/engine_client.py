@@ -29,6 +29,7 @@ class EngineClient(Client):
         self.cancelled: list[str] = []
         self.closed = False
         self.submitted: list[dict[str, Any]] = []
+        self.lost_now: list[str] = []  # jobs to report lost at the next poll, alone
         self._n = 0
         EngineClient.instances.append(self)
 
@@ -71,7 +72,11 @@ class EngineClient(Client):
         return header, data
 
     def poll(self, timeout_ms: int = 0) -> list[Event]:
-        events = []
+        events = [Event("error", job_id, {"kind": "error", "id": job_id,
+                                          "code": "connection_lost",
+                                          "message": "no sign of this job for 20 s"})
+                  for job_id in self.lost_now]
+        self.lost_now = []
         for job_id in list(self.jobs):
             job = self.jobs[job_id]
             if job_id in self.cancelled:

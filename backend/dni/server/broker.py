@@ -11,6 +11,8 @@ import logging
 
 import zmq
 
+from dni_client import protocol as P
+
 from .limits import Limits
 from .security import (
     CurveKeys,
@@ -35,8 +37,10 @@ class Broker:
         self._auth = start_authenticator(self._context, curve) if curve else None
         self.frontend = self._context.socket(zmq.ROUTER)
         self.backend = self._context.socket(zmq.DEALER)
-        for sock in (self.frontend, self.backend):
+        for sock, endpoint in ((self.frontend, frontend), (self.backend, backend)):
             sock.setsockopt(zmq.LINGER, 0)
+            if P.is_ipv6_endpoint(endpoint):
+                sock.setsockopt(zmq.IPV6, 1)  # off by default in libzmq
             sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
             sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
             sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 
+# slow_clients: clients cut off because they stopped reading their replies;
+# slow_dropped / vanished_dropped: jobs dropped because their client was cut off / gone.
 NAMES = ("requests", "errors", "completed", "failed", "cancelled", "superseded",
-         "vanished_dropped")
+         "vanished_dropped", "slow_clients", "slow_dropped")
 
 
 class Counters:

@@ -1,4 +1,6 @@
-"""The job queue: one FIFO shared by all workers, with per-client caps and byte accounting.
+"""The job queue: one FIFO shared by all workers, with per-connection caps and byte
+accounting, and what liveness needs: each job's latest progress and when its client last
+heard of it.
 
 The I/O thread adds, cancels and forgets jobs; the workers take them. Every method takes
 the one lock itself, so callers never hold it (and never send while holding it).
@@ -7,9 +9,12 @@ the one lock itself, so callers never hold it (and never send while holding it).
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from dni_client import protocol as P
 
@@ -36,11 +41,17 @@ class Cancel(Enum):
 @dataclass(eq=False)  # jobs are compared by identity (deque.remove)
 class Job:
     request: RunRequest
+    instance: str = ""               # the server's instance id, in every progress event
     state: State = State.QUEUED
     cancel: threading.Event = field(default_factory=threading.Event)
     vanished: bool = False           # its client is gone: drop whatever it produces
     tiles_after_cancel: int = 0
     nbytes: int = field(init=False)  # counted once: the frames are emptied when done
+    # The latest progress, repeated as a sign of life, and when the client last heard of
+    # the job. The worker writes them, the I/O thread reads them: plain attributes.
+    fraction: float = 0.0
+    stage: str = "queued"
+    last_word: float = field(default_factory=lambda: time.monotonic())
 
     def __post_init__(self) -> None:
         self.nbytes = sum(len(frame) for frame in self.request.frames.values())
@@ -57,6 +68,20 @@ class Job:
     def key(self) -> JobKey:
         return self.request.client, self.request.id
 
+    @property
+    def connection(self) -> Client:
+        return self.request.connection
+
+    def progress(self, fraction: float, stage: str, **extra: Any) -> dict[str, Any]:
+        """A progress header; it is the latest word about the job from now on."""
+        self.fraction, self.stage, self.last_word = fraction, stage, time.monotonic()
+        return {"kind": P.KIND_PROGRESS, "id": self.id, "fraction": fraction, "stage": stage,
+                "instance": self.instance, **extra}
+
+    def alive(self) -> dict[str, Any]:
+        """The sign of life: the latest progress again, marked as a repeat."""
+        return self.progress(self.fraction, self.stage, alive=True)
+
     def release(self) -> None:
         """Done with the pixels: let go of the received frames (up to a GiB each)."""
         self.request.frames.clear()
@@ -71,14 +96,20 @@ class JobQueue:
         self._queue: deque[Job] = deque()
         self._jobs: dict[JobKey, Job] = {}  # queued and running: until the reply is sent
         self._queued_bytes = 0
+        # The in-flight budget (max_queue_bytes): a job's bytes count from add() until
+        # its reply has gone out or will never go (forget), not only while it queues.
+        self._held_bytes = 0
+        self._next_sweep = 0.0  # liveness: when quiet() looks at the jobs again
 
     # -- the I/O thread ----------------------------------------------------------------
 
     def check_new(self, key: JobKey) -> None:
-        """A job id may be reused once its job has ended, not before."""
+        """A job id may be reused once its job has ended, not before. The refusal has its
+        own code, so that the client can tell it from the end of the job with that id."""
         with self._cond:
             if key in self._jobs:
-                raise P.header_error(f"job id {key[1]!r} is already in use by this client")
+                raise P.ProtocolError("duplicate_id", f"job id {key[1]!r} is in use by your "
+                                      "queued or running job; that job goes on")
 
     def supersede_previews(self, client: Client) -> list[Job]:
         """Remove the client's queued previews: in a slider drag only the newest matters."""
@@ -91,14 +122,17 @@ class JobQueue:
     def add(self, job: Job) -> int:
         """Queue a job; its position (1 = next). ProtocolError `busy` if it does not fit."""
         with self._cond:
-            mine = sum(1 for queued in self._queue if queued.client == job.client)
+            # Per connection, not per claimed identity: extra routing frames that a
+            # client makes up do not buy it another share of the queue.
+            mine = sum(1 for queued in self._queue if queued.connection == job.connection)
             if (len(self._queue) >= self._limits.max_queue
                     or mine >= self._limits.max_queue_per_client
-                    or self._queued_bytes + job.nbytes > self._limits.max_queue_bytes):
+                    or self._held_bytes + job.nbytes > self._limits.max_queue_bytes):
                 raise P.ProtocolError("busy", f"the queue is full ({len(self._queue)} jobs, "
                                       f"{mine} of them yours); try again later")
             self._queue.append(job)
             self._queued_bytes += job.nbytes
+            self._held_bytes += job.nbytes
             self._jobs[job.key] = job
             self._cond.notify()
             return len(self._queue)
@@ -115,9 +149,12 @@ class JobQueue:
             return Cancel.SIGNALLED
 
     def drop_client(self, client: Client) -> int:
-        """The client is gone: drop its queued jobs, cancel its running one; how many."""
+        """The client's peer is gone: drop its queued jobs, cancel its running one; how
+        many. The peer (the first routing id) is what the ROUTER failed to reach, so every
+        job that came over it goes, whatever routing frames followed."""
         with self._cond:
-            dropped = [job for job in self._jobs.values() if job.client == client]
+            dropped = [job for job in self._jobs.values()
+                       if job.client[0] == client[0] and not job.vanished]
             for job in dropped:
                 job.vanished = True
                 job.cancel.set()
@@ -130,6 +167,7 @@ class JobQueue:
         with self._cond:
             if self._jobs.get(job.key) is job:
                 del self._jobs[job.key]
+                self._held_bytes -= job.nbytes
 
     def close(self) -> list[Job]:
         """Stopping: empty the queue (returns what was queued), cancel the running jobs
@@ -142,6 +180,23 @@ class JobQueue:
                 job.cancel.set()
             self._cond.notify_all()
             return queued
+
+    def known(self, client: Client, ids: Iterable[str]) -> dict[str, str | None]:
+        """For a ping: the state of each of the client's jobs named, None if not here."""
+        with self._cond:
+            found = {job_id: self._jobs.get((client, job_id)) for job_id in ids}
+            return {job_id: job.state.value if job else None for job_id, job in found.items()}
+
+    def quiet(self, interval: float) -> list[Job]:
+        """Jobs whose client has heard nothing about them for `interval` seconds (their
+        client gets a sign of life); looks at most four times per interval."""
+        now = time.monotonic()
+        with self._cond:
+            if now < self._next_sweep:
+                return []
+            self._next_sweep = now + interval / 4
+            return [job for job in self._jobs.values()
+                    if not job.vanished and now - job.last_word >= interval]
 
     def active(self) -> list[Job]:
         """The queued and running jobs (diagnostics and tests)."""
@@ -173,5 +228,6 @@ class JobQueue:
     def _unqueue(self, job: Job) -> None:
         self._queue.remove(job)
         self._queued_bytes -= job.nbytes
+        self._held_bytes -= job.nbytes
         del self._jobs[job.key]
         job.release()

@@ -6,12 +6,18 @@ as they came, so that the worker can decode the pixels without copying them.
 
 The checks run in the order the protocol documents, and the first failure decides the
 error code (docs/protocol.md, "Error codes").
+
+Who a message is from: the ROUTER puts the peer's routing id first. Behind a broker that
+peer is the broker (one of the `brokers` routing ids the server gave its own connections),
+and the broker's frontend has put the client's routing id second: that pair is the
+client's connection. Any further routing frames are the sender's own claim, used to
+address replies but never to tell clients apart (limits are per connection).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dni_client import protocol as P
@@ -19,6 +25,7 @@ from dni_client import protocol as P
 from .limits import Limits
 
 Client = tuple[bytes, ...]  # routing ids: where replies go, and whose jobs are whose
+Brokers = Collection[bytes]  # routing ids of the broker connections the server made
 
 
 class RequestError(P.ProtocolError):
@@ -38,6 +45,24 @@ class Request:
     client: Client
     op: str
     id: str
+    via_broker: bool = field(default=False, kw_only=True)  # the peer is one of our brokers
+
+    @property
+    def connection(self) -> Client:
+        """The client's connection (what per-client limits count): the peer's routing id,
+        and behind a broker the client's routing id that the broker put second."""
+        return self.client[:2] if self.via_broker else self.client[:1]
+
+    @property
+    def direct(self) -> bool:
+        """No router between the client and this server: then this server is the only
+        one that can hold the client's jobs (clients rely on it, docs/protocol.md)."""
+        return len(self.client) == 1
+
+
+@dataclass(frozen=True)
+class PingRequest(Request):
+    jobs: tuple[str, ...] = ()  # job ids the client asks about
 
 
 @dataclass(frozen=True)
@@ -56,23 +81,46 @@ class RunRequest(Request):
     tile: int | None = None
 
 
-def parse_request(frames: Sequence[Any], limits: Limits,
-                  ops: Collection[str] = P.OPS) -> Request:
+def parse_request(frames: Sequence[Any], limits: Limits, ops: Collection[str] = P.OPS,
+                  brokers: Brokers = ()) -> Request:
     """Parse one message as the ROUTER delivers it: [identity, *routing ids, b"", header,
-    *data]. `ops` are the ops the server serves. Raises RequestError, which names the
-    client to answer."""
-    identity: Client = (bytes(frames[0]),)
+    *data]. `ops` are the ops the server serves, `brokers` the routing ids of its broker
+    connections. Raises RequestError, which names the client to answer."""
+    identity = bytes(frames[0])
+    via_broker = identity in brokers and len(frames) > 1 and len(frames[1]) > 0
+    # Without a delimiter a reply to the bare broker would be lost: answer its client.
+    sender: Client = (identity, bytes(frames[1])) if via_broker else (identity,)
     try:
-        envelope, body = P.split_envelope(frames[1:])
+        # A broker's routing frame does not count against the client's envelope.
+        envelope, body = P.split_envelope(frames[1:], P.MAX_ENVELOPE + int(via_broker))
     except P.ProtocolError as exc:
-        raise RequestError(exc.code, exc.message, identity) from None
-    client = identity + tuple(bytes(frame) for frame in envelope)
+        raise RequestError(exc.code, exc.message, sender) from None
+    client = (identity, *(bytes(frame) for frame in envelope))
     header: dict[str, Any] = {}
     try:
         header = _read_header(body, limits)
-        return _parse_header(client, header, body[1:], limits, ops)
+        request = _parse_header(client, header, body[1:], limits, ops)
     except P.ProtocolError as exc:
         raise RequestError(exc.code, exc.message, client, header.get("id")) from None
+    return replace(request, via_broker=via_broker) if via_broker else request
+
+
+def refuse_oversized(frames: Sequence[Any], count: int, nbytes: int, limits: Limits,
+                     brokers: Brokers = ()) -> RequestError:
+    """The `too_large` error for a message the router cut short (more frames or bytes
+    than any valid request has); `frames` are the ones it kept. The error goes where the
+    envelope says, with the header's id when there is one."""
+    delimiter = next((i for i in range(1, len(frames)) if len(frames[i]) == 0), len(frames))
+    client: Client = (bytes(frames[0]),)
+    request_id: object = None
+    try:  # envelope and header only: who asked, and the id to echo
+        head = parse_request(frames[:delimiter + 2], limits, P.OPS, brokers)
+        client, request_id = head.client, head.id
+    except RequestError as exc:
+        client, request_id = exc.client, exc.request_id
+    return RequestError("too_large", f"a message of {count} frames and {nbytes} bytes; a "
+                        f"request has at most {limits.max_message_frames} frames and "
+                        f"{limits.max_request_bytes} bytes", client, request_id)
 
 
 def _read_header(body: Sequence[Any], limits: Limits) -> dict[str, Any]:
@@ -87,11 +135,11 @@ def _read_header(body: Sequence[Any], limits: Limits) -> dict[str, Any]:
 def _parse_header(client: Client, header: dict[str, Any], data: Sequence[Any],
                   limits: Limits, ops: Collection[str]) -> Request:
     version = header.get("v")
-    if version != P.PROTOCOL_VERSION:
+    if not P.is_version(version):
         raise P.ProtocolError("unsupported_version", f"protocol version {version!r} is not "
                               f"supported; this server speaks {P.PROTOCOL_VERSION}")
     request_id = header.get("id")
-    if not isinstance(request_id, str) or not P.JOB_ID_RE.match(request_id):
+    if not P.valid_job_id(request_id):
         raise P.header_error("'id' must be 1-64 characters of A-Z a-z 0-9 _ . : -")
     op = header.get("op")
     if op != P.OP_RUN and data:
@@ -100,7 +148,17 @@ def _parse_header(client: Client, header: dict[str, Any], data: Sequence[Any],
         raise P.ProtocolError("unknown_op", f"unknown op {op!r}; known: {', '.join(ops)}")
     if op == P.OP_RUN:
         return _parse_run(client, request_id, header, data, limits)
+    if op == P.OP_PING:
+        return PingRequest(client=client, op=op, id=request_id, jobs=_ping_jobs(header))
     return Request(client=client, op=op, id=request_id)
+
+
+def _ping_jobs(header: dict[str, Any]) -> tuple[str, ...]:
+    jobs = header.get("jobs", [])
+    if (not isinstance(jobs, list) or len(jobs) > P.MAX_PING_JOBS
+            or not all(P.valid_job_id(job) for job in jobs)):
+        raise P.header_error(f"'jobs' must be a list of at most {P.MAX_PING_JOBS} job ids")
+    return tuple(jobs)
 
 
 def _parse_run(client: Client, request_id: str, header: dict[str, Any], data: Sequence[Any],
@@ -137,10 +195,10 @@ def _weights(header: dict[str, Any]) -> list[float] | None:
     weights = header.get("weights")
     if weights is None:
         return None
-    if (not isinstance(weights, list) or not weights or len(weights) > P.MAX_WEIGHTS
-            or any(isinstance(w, bool) or not isinstance(w, (int, float)) for w in weights)):
-        raise P.header_error(f"'weights' must be a list of 1-{P.MAX_WEIGHTS} numbers")
-    return [float(w) for w in weights]
+    numbers = [P.finite_float(w) for w in weights] if isinstance(weights, list) else []
+    if not numbers or len(numbers) > P.MAX_WEIGHTS or None in numbers:
+        raise P.header_error(f"'weights' must be a list of 1-{P.MAX_WEIGHTS} finite numbers")
+    return numbers  # type: ignore[return-value]
 
 
 def _data_frames(header: dict[str, Any], data: Sequence[Any], layout: str, width: int,

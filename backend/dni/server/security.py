@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from zmq.auth.thread import ThreadAuthenticator
 SERVER_NAME = "server"
 CLIENT_NAME = "client"
 AUTHORIZED_DIR = "authorized"
+# A key pair's name becomes file names inside the key folder: no separators, no "..".
+_KEY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
 
 class SecurityError(Exception):
@@ -129,6 +132,9 @@ def create_keys(folder: Path, client_name: str = CLIENT_NAME) -> list[Path]:
 
     Returns the files written. Secret files are readable by their owner only.
     """
+    if not _KEY_NAME.fullmatch(client_name):
+        raise SecurityError(f"client name {client_name!r}: use 1-64 letters, digits, '_', "
+                            "'-' or '.', not starting with '.' (it names files in the folder)")
     folder.mkdir(parents=True, exist_ok=True)
     authorized = folder / AUTHORIZED_DIR
     authorized.mkdir(exist_ok=True)

@@ -56,8 +56,7 @@ class Worker:
         def progress(fraction: float, stage: str) -> None:
             if job.cancel.is_set():
                 job.tiles_after_cancel += 1  # the cancel rule's evidence (docs/protocol.md)
-            post(Outgoing(job, {"kind": P.KIND_PROGRESS, "id": job.id,
-                                "fraction": round(float(fraction), 6), "stage": str(stage)}))
+            post(Outgoing(job, job.progress(round(float(fraction), 6), str(stage))))
 
         started = time.perf_counter()
         frames: Sequence[Any] = ()
