@@ -296,6 +296,10 @@ def apply_result(job: KritaJob, width: int, height: int, layout: str, data: byte
         node.remove()
     doc.setActiveNode(layer)
     doc.refreshProjection()
+    # The projection updates asynchronously: finish it before a script goes on (Krita
+    # 5.1.5 crashed once, in the end-to-end test, when the selection was dropped right
+    # after a result was added).
+    doc.waitForDone()
     return layer
 
 
