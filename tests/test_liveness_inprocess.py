@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
-from test_server_util import serve_in_thread
+from test_server_util import serve_in_thread, serving
 
 from dni.errors import Cancelled
 from dni.server import Limits, Server
@@ -54,11 +54,8 @@ def engine() -> GateEngine:
 def server(engine: GateEngine) -> Iterator[Server]:
     srv = Server("tcp://127.0.0.1:0", devices=["cpu"], engine_factory=lambda _: engine,
                  limits=Limits(max_pixels=64 * 64, max_queue=10, max_queue_per_client=3))
-    thread = serve_in_thread(srv)
-    yield srv
-    engine.gate.set()
-    srv.stop()
-    thread.join(10)
+    with serving(srv, engine.gate) as thread:
+        yield srv
     assert not thread.is_alive()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_server_util import Process, serve
+from test_server_util import Process, serve, serving
 
 from dni.engine import Engine
 from dni.errors import Cancelled
@@ -94,30 +94,21 @@ def test_running_jobs_bytes_count_against_the_in_flight_budget() -> None:
     engine = HeldEngine()
     srv = Server("tcp://127.0.0.1:0", devices=["cpu"], engine_factory=lambda _: engine,
                  limits=Limits(max_queue_bytes=100))
-    ready = threading.Event()
-    thread = threading.Thread(target=srv.serve, args=(lambda _: ready.set(),), daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(10)
-        with ZmqClient(srv.endpoints[0], timeout=10.0) as client:
-            running = client.submit("fake", 8, 8, "grey8", bytes(64), strength=0.5)
-            assert engine.inside.wait(10)  # 64 bytes running: no longer queued, still held
-            refused = client.submit("fake", 8, 8, "grey8", bytes(64), strength=0.5)
-            ends: dict[str, Event] = {}
-            while refused not in ends:
-                ends.update({e.job_id: e for e in client.poll(100) if e.kind != "progress"})
-            assert (ends[refused].kind, ends[refused].header.get("code")) == ("error", "busy")
-            engine.gate.set()
-            while running not in ends:
-                ends.update({e.job_id: e for e in client.poll(100) if e.kind != "progress"})
-            assert ends[running].kind == "result"
-            # Its reply has gone out: the bytes are free again.
-            assert client.run("fake", 8, 8, "grey8", bytes(64), strength=0.5).pixels == \
-                bytes(64)
-    finally:
+    with serving(srv, engine.gate), ZmqClient(srv.endpoints[0], timeout=10.0) as client:
+        running = client.submit("fake", 8, 8, "grey8", bytes(64), strength=0.5)
+        assert engine.inside.wait(10)  # 64 bytes running: no longer queued, still held
+        refused = client.submit("fake", 8, 8, "grey8", bytes(64), strength=0.5)
+        ends: dict[str, Event] = {}
+        while refused not in ends:
+            ends.update({e.job_id: e for e in client.poll(100) if e.kind != "progress"})
+        assert (ends[refused].kind, ends[refused].header.get("code")) == ("error", "busy")
         engine.gate.set()
-        srv.stop()
-        thread.join(10)
+        while running not in ends:
+            ends.update({e.job_id: e for e in client.poll(100) if e.kind != "progress"})
+        assert ends[running].kind == "result"
+        # Its reply has gone out: the bytes are free again.
+        assert client.run("fake", 8, 8, "grey8", bytes(64), strength=0.5).pixels == \
+            bytes(64)
 
 
 # -- the per-message budget, piece by piece ----------------------------------------------

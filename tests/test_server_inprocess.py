@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from test_server_util import serve_in_thread
+from test_server_util import serving
 
 from dni.errors import Cancelled, FamilyError
 from dni.server import Limits, Server
@@ -58,11 +58,8 @@ def engine() -> ScriptedEngine:
 def server(engine: ScriptedEngine) -> Iterator[Server]:
     srv = Server("tcp://127.0.0.1:0", devices=["cpu"], engine_factory=lambda _: engine,
                  limits=Limits(max_queue=4, max_queue_per_client=3))
-    thread = serve_in_thread(srv)
-    yield srv
-    engine.gate.set()
-    srv.stop()
-    thread.join(10)
+    with serving(srv, engine.gate) as thread:
+        yield srv
     assert not thread.is_alive()
 
 
@@ -148,29 +145,20 @@ def test_one_worker_per_device_shares_the_queue() -> None:
         engine.gate.clear()
     srv = Server("tcp://127.0.0.1:0", devices=list(engines),
                  engine_factory=lambda device: engines[device])
-    ready = threading.Event()
-    thread = threading.Thread(target=srv.serve, args=(lambda _: ready.set(),), daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(10)
-        with ZmqClient(srv.endpoints[0], timeout=10.0) as client:
-            assert client.hello()["devices"] == ["cpu:a", "cpu:b"]
-            jobs = [client.submit("fake", 1, 1, "grey8", b"\0", strength=0.5)
-                    for _ in range(2)]
-            # Both engines are inside a job at the same time (each is held at its second
-            # tile until both have started): two workers, one queue.
-            for engine in engines.values():
-                assert engine.tile_started.wait(10)
-            for engine in engines.values():
-                engine.gate.set()
-            devices = {}
-            while len(devices) < 2:
-                for event in client.poll(100):
-                    if event.kind == "result":
-                        devices[event.job_id] = event.header["device"]
-            assert set(devices) == set(jobs) and set(devices.values()) == set(engines)
-    finally:
+    gates = [engine.gate for engine in engines.values()]
+    with serving(srv, *gates), ZmqClient(srv.endpoints[0], timeout=10.0) as client:
+        assert client.hello()["devices"] == ["cpu:a", "cpu:b"]
+        jobs = [client.submit("fake", 1, 1, "grey8", b"\0", strength=0.5)
+                for _ in range(2)]
+        # Both engines are inside a job at the same time (each is held at its second
+        # tile until both have started): two workers, one queue.
+        for engine in engines.values():
+            assert engine.tile_started.wait(10)
         for engine in engines.values():
             engine.gate.set()
-        srv.stop()
-        thread.join(10)
+        devices = {}
+        while len(devices) < 2:
+            for event in client.poll(100):
+                if event.kind == "result":
+                    devices[event.job_id] = event.header["device"]
+        assert set(devices) == set(jobs) and set(devices.values()) == set(engines)

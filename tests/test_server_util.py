@@ -148,6 +148,21 @@ def serve_in_thread(server: Any) -> threading.Thread:
     return thread
 
 
+@contextmanager
+def serving(server: Any, *gates: threading.Event) -> Iterator[threading.Thread]:
+    """An in-process `Server` running while the block runs (yields its thread);
+    afterwards its engines' `gates` are opened, so that no worker stays held, and it is
+    stopped and joined."""
+    thread = serve_in_thread(server)
+    try:
+        yield thread
+    finally:
+        for gate in gates:
+            gate.set()
+        server.stop()
+        thread.join(10)
+
+
 def run_command(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dni.server", *args], capture_output=True,
                           text=True, timeout=timeout, check=False)
