@@ -90,6 +90,25 @@ dialog.set_strength(0.2)
 while (dialog.preview_strength != 0.2) and time.monotonic() < deadline:
     pump(0.05)
 out["previews"] = [shown, dialog.previews_shown, dialog.preview_strength]
+# The split view paints both halves; the on-canvas preview comes and goes without a trace.
+def grab(split):
+    dialog.preview.set_split(split)
+    picture = dialog.preview.grab().toImage()
+    # The 48x40 crop sits in the middle of the 384 px view, at 100 %.
+    return [picture.pixelColor(x, 190).name() for x in range(170, 214, 2)]
+
+before, after, half = grab(1.0), grab(0.0), grab(0.5)
+out["split"] = [before != after, half[:11] == before[:11], half[12:] == after[12:]]
+dialog.on_canvas.setChecked(True)
+while (dialog.canvas_preview is None or dialog.canvas_preview.updates < 1) \
+        and time.monotonic() < deadline:
+    pump(0.05)
+out["canvas_on"] = [[n.name(), n.locked()] for n in doc.rootNode().childNodes()]
+out["canvas_pixels"] = dialog.canvas_preview.layer.pixelData(0, 0, 48, 40) \
+    != bytes(48 * 40 * 4)
+dialog.on_canvas.setChecked(False)
+pump(0.1)
+out["canvas_off"] = [n.name() for n in doc.rootNode().childNodes()]
 out["families"] = [f.name for f in dialog.families]
 from PyQt6.QtWidgets import QLabel
 out["marks"] = [w.text() for w in dialog.findChildren(QLabel, "member_mark")]
@@ -160,6 +179,10 @@ def test_the_plugin_runs_on_qt6_with_pyqt5_refused(tiny_family_dir: Path,
     assert out["docker"] == "DNIDocker"
     first, after, strength = out["previews"]
     assert first >= 1 and after > first and strength == 0.2
+    # Before | after at the split: the two halves show different pixels.
+    assert out["split"] == [True, True, True], out["split"]
+    assert out["canvas_on"] == [["Paint", False], ["DNI preview", True]]
+    assert out["canvas_pixels"] and out["canvas_off"] == ["Paint"]
     # The denoise families (the bundled one first: named like the filter, it is the default).
     assert out["families"] == ["denoise", "tiny", "tiny3"]
     # Every member named along the slider (the bundled denoise family: three noise levels).

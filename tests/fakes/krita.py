@@ -128,6 +128,12 @@ class Node:
     def visible(self) -> bool:
         return self._visible
 
+    def locked(self) -> bool:
+        return getattr(self, "_locked", False)
+
+    def setLocked(self, value: bool) -> None:
+        self._locked = bool(value)
+
     def addChildNode(self, child: Node, above: Node | None) -> bool:
         index = 0 if above is None else self._children.index(above) + 1
         self._children.insert(index, child)

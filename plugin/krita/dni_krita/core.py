@@ -190,7 +190,7 @@ def prepare(doc: Any, node: Any, family: FamilyInfo, options: Options,
 
 # -- applying results --------------------------------------------------------------------
 
-def _new_paint_layer(doc: Any, like: Any, name: str) -> Any:
+def new_paint_layer(doc: Any, like: Any, name: str) -> Any:
     layer = doc.createNode(name, "paintlayer")
     # The image's colour space may differ from the source layer's: match the source.
     if (layer.colorModel(), layer.colorDepth()) != (like.colorModel(), like.colorDepth()):
@@ -206,7 +206,7 @@ _LOOK = (("opacity", "setOpacity"), ("blendingMode", "setBlendingMode"),
 def _copy_of(doc: Any, node: Any, name: str) -> Any:
     """A new paint layer with the node's pixels and look. Not Node.duplicate(): in Krita
     5.1.5, removing a layer after duplicating it aborted Krita (seen under Xvfb)."""
-    layer = _new_paint_layer(doc, node, name)
+    layer = new_paint_layer(doc, node, name)
     b = _rect(node.bounds())
     if not b.empty:
         layer.setPixelData(bytes(node.pixelData(b.x, b.y, b.width, b.height)), b.x, b.y,
@@ -247,7 +247,7 @@ def _top_result_above(node: Any) -> Any:
     return anchor
 
 
-def _node_alive(node: Any) -> bool:
+def node_alive(node: Any) -> bool:
     """Whether `node` is still in the document (the user may have deleted it)."""
     try:
         return node.parentNode() is not None
@@ -271,7 +271,7 @@ def apply_result(job: KritaJob, width: int, height: int, layout: str, data: byte
     Checks everything before touching the document, so a bad answer changes nothing.
     """
     doc, node = job.doc, job.node
-    if not _node_alive(node):
+    if not node_alive(node):
         raise RequestError(f"The layer '{job.name}' was filtered from has been deleted; "
                            "nothing was changed.")
     if (int(doc.width()), int(doc.height())) != job.image_size:
@@ -289,7 +289,7 @@ def apply_result(job: KritaJob, width: int, height: int, layout: str, data: byte
     parent = node.parentNode()
     replace = job.options.target == TARGET_REPLACE
     name = _unique_name(doc, job.name)
-    layer = _copy_of(doc, node, name) if replace else _new_paint_layer(doc, node, name)
+    layer = _copy_of(doc, node, name) if replace else new_paint_layer(doc, node, name)
     layer.setPixelData(pixels, place.x, place.y, place.width, place.height)
     parent.addChildNode(layer, node if replace else _top_result_above(node))
     if replace:

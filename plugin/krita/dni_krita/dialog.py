@@ -14,16 +14,19 @@ from krita import Krita
 from dni_client import filters, mixing
 from dni_client.errors import FilterError, RequestError
 from dni_client.families import FamilyInfo
-from dni_client.geometry import Rect, preview_crop
+from dni_client.geometry import Rect
 from dni_client.job import Amount
 from dni_client.mix_state import MixState
 from dni_client.presets import PresetStore
+from dni_client.preview_area import PreviewArea
 from dni_client.session import STATE_ERROR, JobHandle
 
-from . import api, core
+from . import api, canvas_view, core
+from .canvas_preview import CanvasPreview
 from .plugin import instance
 from .preview import PreviewScheduler
-from .preview_image import checker, mask_qimage, over, to_qimage
+from .preview_image import Converter, mask_qimage, over
+from .preview_view import Overview, PreviewView
 from .qt import (
     QCheckBox,
     QComboBox,
@@ -39,7 +42,6 @@ from .qt import (
     QLabel,
     QLineEdit,
     QMessageBox,
-    QPainter,
     QProgressBar,
     QPushButton,
     QSlider,
@@ -90,6 +92,9 @@ class FilterDialog(QDialog):
         self._original: QImage | None = None
         self._filtered: QImage | None = None
         self._updating = False  # widgets being set from the state: ignore their signals
+        self.area: PreviewArea | None = None  # what the preview shows (zoom, centre)
+        self.canvas_preview: CanvasPreview | None = None
+        self.converter = Converter(self)
         self.setWindowTitle(f"DNI – {entry.title}")
         self.setMinimumWidth(720)
         self._build()
@@ -272,18 +277,24 @@ class FilterDialog(QDialog):
     def _build_preview(self) -> QVBoxLayout:
         right = QVBoxLayout()
         size = self.plugin.settings.preview_size
-        self.preview = QLabel()
-        self.preview.setFixedSize(size, size)
-        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setStyleSheet("QLabel { background: #444; }")
+        self.preview = PreviewView(size, size)
+        self.preview.panned.connect(self._pan)
+        self.preview.zoomed.connect(self._zoom)
         right.addWidget(self.preview)
-        self.before_after = QPushButton("Show original (before)")
-        self.before_after.setCheckable(True)
-        self.before_after.toggled.connect(self._show)
-        right.addWidget(self.before_after)
+        row = QHBoxLayout()
+        self.overview = Overview(96, 72)
+        self.overview.picked.connect(self._pick)
+        row.addWidget(self.overview)
         self.preview_note = QLabel()
         self.preview_note.setWordWrap(True)
-        right.addWidget(self.preview_note)
+        row.addWidget(self.preview_note, 1)
+        right.addLayout(row)
+        self.on_canvas = QCheckBox("Preview on the canvas")
+        self.on_canvas.setToolTip("Show the result in a temporary locked layer over the "
+                                  "visible part of the image; it goes away when the dialog "
+                                  "closes.")
+        self.on_canvas.toggled.connect(self._on_canvas_toggled)
+        right.addWidget(self.on_canvas)
         right.addStretch(1)
         return right
 
@@ -337,9 +348,14 @@ class FilterDialog(QDialog):
             + (f". Makes the image {family.scale}× larger." if family.scale > 1 else ""))
         self.sr_box.setVisible(family.scale > 1)
         self.sr_label.setVisible(family.scale > 1)
+        # An enlarged result does not fit over the image it came from.
+        self.on_canvas.setEnabled(family.scale == 1)
+        if family.scale > 1:
+            self.on_canvas.setChecked(False)
         self._build_member_sliders(family)
         self._fill_presets()
         self.apply_button.setEnabled(True)
+        self._fill_overview()
         self._read_preview_source()
         remembered = self.plugin.settings.last_amount(family.name)
         try:
@@ -497,13 +513,16 @@ class FilterDialog(QDialog):
         self._sync()
 
     # ---- preview
+    def _area_for(self) -> PreviewArea:
+        if self.area is None:
+            size = self.preview.size()
+            self.area = PreviewArea(core.image_rect(self.doc), size.width(), size.height(),
+                                    centre=_preview_centre(self.doc))
+        return self.area
+
     def _crop(self) -> Rect:
         assert self.state is not None
-        # Super-resolution: a crop that comes back at the preview's size, shown 1:1.
-        size = self.plugin.settings.preview_size // self.state.family.scale
-        return preview_crop(core.image_rect(self.doc), size,
-                            selection_bounds=core.selection_rect(self.doc),
-                            centre=view_centre(self.doc))
+        return self._area_for().crop(self.state.family.scale)
 
     def _read_preview_source(self) -> None:
         try:
@@ -515,13 +534,49 @@ class FilterDialog(QDialog):
         pixels = bytes(self.node.pixelData(c.x, c.y, c.width, c.height))
         profile = str(self.node.colorProfile()).lower()
         self._linear = "linear" in profile or "g10" in profile
-        self._original = to_qimage(pixels, c.width, c.height, self._fmt, self._linear)
-        self.preview_note.setText(f"Preview: {c.width}×{c.height} pixels at ({c.x}, {c.y}).")
+        self._filtered = None
+        self.converter.convert("before", pixels, c.width, c.height, self._fmt, self._linear,
+                               self._original_ready)
+        zoom = self._area_for().zoom * self.state.family.scale if self.state else 1.0
+        self.preview.zoom = zoom
+        self.preview_note.setText(f"{c.width}×{c.height} pixels at ({c.x}, {c.y}), "
+                                  f"{zoom:.0%}. Click the overview to pick another area.")
+        self.overview.set_area(c.x, c.y, c.width, c.height)
+
+    def _original_ready(self, image: QImage) -> None:
+        self._original = image
+        self.preview.picture_moved()
         self._show()
+
+    def _fill_overview(self) -> None:
+        width, height = int(self.doc.width()), int(self.doc.height())
+        thumbnail = self.doc.thumbnail(192, 144) if hasattr(self.doc, "thumbnail") else None
+        self.overview.set_image(thumbnail, width, height)
+
+    def _move_area(self) -> None:
+        self._read_preview_source()
+        self.schedule_preview()
+
+    def _pan(self, dx: int, dy: int) -> None:
+        if self.state is not None:
+            self._area_for().pan(dx, dy, self.state.family.scale)
+            self._move_area()
+
+    def _zoom(self, steps: int) -> None:
+        if self.state is not None:
+            self._area_for().zoom_by(steps)
+            self._move_area()
+
+    def _pick(self, x: float, y: float) -> None:
+        if self.state is not None:
+            self._area_for().pick(x, y)
+            self._move_area()
 
     def schedule_preview(self, *_: Any) -> None:
         if self.state is not None and not self._updating:
             self.previews.schedule()
+            if self.canvas_preview is not None:
+                self.canvas_preview.schedule()
 
     def run_preview(self) -> None:
         self.previews.run()
@@ -535,40 +590,46 @@ class FilterDialog(QDialog):
     def _preview_shown(self, job: core.KritaJob, handle: JobHandle) -> None:
         result = handle.result
         assert result is not None
-        image = to_qimage(result.pixels, result.width, result.height, job.spec.fmt,
-                          self._linear)
-        c = job.area.crop
-        if job.area.selected and job.options.selection_only and job.scale == 1:
-            mask = bytes(self.doc.selection().pixelData(c.x, c.y, c.width, c.height))
-            image = over(image, self._original, mask_qimage(mask, c.width, c.height))
-        self._filtered = image
-        self.previews_shown += 1
-        self.preview_strength = job.spec.amount.strength
-        self.status.setText(self.session.message)
-        self._show()
+
+        def ready(image: QImage) -> None:
+            c = job.area.crop
+            if job.area.selected and job.options.selection_only and job.scale == 1:
+                mask = bytes(self.doc.selection().pixelData(c.x, c.y, c.width, c.height))
+                image = over(image, self._original, mask_qimage(mask, c.width, c.height))
+            self._filtered = image
+            self.previews_shown += 1
+            self.preview_strength = job.spec.amount.strength
+            self.status.setText(self.session.message)
+            self._show()
+
+        self.converter.convert("after", result.pixels, result.width, result.height,
+                               job.spec.fmt, self._linear, ready)
 
     def _show(self, *_: Any) -> None:
-        before = self.before_after.isChecked()
-        image = self._original if (before or self._filtered is None) else self._filtered
-        self.before_after.setText("Showing the original (before)" if before
-                                  else "Show original (before)")
-        if image is None:
-            return
-        size = self.preview.size()
-        canvas = checker(size.width(), size.height())
-        painter = QPainter(canvas)
-        scaled = image.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
-                              Qt.TransformationMode.SmoothTransformation)
-        painter.drawImage((size.width() - scaled.width()) // 2,
-                          (size.height() - scaled.height()) // 2, scaled)
-        painter.end()
-        self.preview.setPixmap(canvas)
+        self.preview.show_images(self._original, self._filtered)
+
+    # ---- on-canvas preview
+    def _on_canvas_toggled(self, on: bool) -> None:
+        if on and self.canvas_preview is None and self.state is not None:
+            self.canvas_preview = CanvasPreview(self, self.session, self.doc, self.node,
+                                                self._canvas_job, self.status.setText)
+            self.canvas_preview.schedule()
+        elif not on and self.canvas_preview is not None:
+            self.canvas_preview.close()
+            self.canvas_preview = None
+
+    def _canvas_job(self, crop: Rect) -> core.KritaJob | None:
+        if self.state is None:
+            return None
+        return core.prepare(self.doc, self.node, self.state.family, self.options(),
+                            crop=crop)
 
     # ---- apply
     def apply(self) -> None:
         if self.running is not None or self.state is None:
             return
         options = self.options()
+        self.on_canvas.setChecked(False)  # the result replaces the preview layer
         try:
             self.running = self.plugin.start_job(self.doc, self.node, self.state.family,
                                                  options, self._applied)
@@ -612,32 +673,23 @@ class FilterDialog(QDialog):
 
     def done(self, result: int) -> None:  # Qt override
         self.previews.stop()
+        self.converter.stop()
+        self.on_canvas.setChecked(False)  # takes the preview layer away
         self.session.state_changed.disconnect(self._session_changed)
         if self in _open_dialogs:
             _open_dialogs.remove(self)
         super().done(result)
 
 
-def view_centre(doc: Any) -> tuple[float, float] | None:
-    """The centre of what the active view shows, in image pixels (best effort: libkis has
-    no direct call for it in Krita 5.1, so read the canvas' scroll bars)."""
-    window = Krita.instance().activeWindow()
-    view = window.activeView() if window is not None else None
-    if view is None or view.document() is None \
-            or view.document().rootNode().uniqueId() != doc.rootNode().uniqueId():
+def _preview_centre(doc: Any) -> tuple[float, float] | None:
+    """The selection's centre, else the centre of what the active view shows."""
+    sel = core.selection_rect(doc)
+    if sel is not None and not sel.empty:
+        return sel.x + sel.width / 2.0, sel.y + sel.height / 2.0
+    visible = canvas_view.visible_rect(doc)
+    if visible is None:
         return None
-    from .qt import QAbstractScrollArea
-
-    areas = [a for a in window.qwindow().findChildren(QAbstractScrollArea)
-             if a.isVisible() and a.metaObject().className() == "KisCanvasController"]
-    if not areas:
-        return None
-    fractions = []
-    for bar in (areas[0].horizontalScrollBar(), areas[0].verticalScrollBar()):
-        span = bar.maximum() - bar.minimum() + bar.pageStep()
-        fractions.append((bar.value() - bar.minimum() + bar.pageStep() / 2.0) / span
-                         if span > 0 else 0.5)
-    return fractions[0] * doc.width(), fractions[1] * doc.height()
+    return visible.x + visible.width / 2.0, visible.y + visible.height / 2.0
 
 
 def open_dialog(family: str | None = None, task: str | None = None) -> FilterDialog | None:

@@ -2,39 +2,66 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
+from dni_client import display
 from dni_client import pixels as px
 
-from .qt import QColor, QImage, QPainter, QPixmap
+from .qt import QColor, QImage, QObject, QPainter, QPixmap, QTimer
 
 
-def _u8(value: float) -> int:
-    return 0 if value <= 0.0 else 255 if value >= 1.0 else int(value * 255.0 + 0.5)
+class Converter(QObject):
+    """Turns layer bytes into QImages between GUI events (dni_client.display slices the
+    work), so a float layer's preview never freezes Krita. One conversion per `slot`: a
+    newer one replaces an unfinished older one."""
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self._work: dict[str, tuple[Iterator[bytes | None], Callable[[bytes], None]]] = {}
+        self._timer = QTimer(self)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._step)
+
+    def convert(self, slot: str, pixels: bytes, width: int, height: int,
+                fmt: px.PixelFormat, linear: bool, done: Callable[[QImage], None]) -> None:
+        def finished(data: bytes) -> None:
+            done(_qimage(data, width, height))
+
+        steps = display.bgra8_steps(pixels, fmt, linear)
+        first = next(steps)
+        if first is not None:  # 8 and 16 bits: ready at once
+            self._work.pop(slot, None)
+            finished(first)
+            return
+        self._work[slot] = (steps, finished)
+        self._timer.start()
+
+    def busy(self) -> bool:
+        return bool(self._work)
+
+    def _step(self) -> None:
+        for slot, (steps, finished) in list(self._work.items()):
+            item = next(steps)
+            if item is not None:
+                del self._work[slot]
+                finished(item)
+        if not self._work:
+            self._timer.stop()
+
+    def stop(self) -> None:
+        self._work.clear()
+        self._timer.stop()
 
 
-def _float_to_bgra8(pixels: bytes, count: int, fmt: px.PixelFormat, linear: bool) -> bytes:
-    values = px.samples(bytes(pixels), fmt.sample)
-    out = bytearray(count * 4)
-    gamma = 1.0 / 2.2 if linear else 1.0
-    # Float layers are RGBA; QImage ARGB32 wants B, G, R, A in memory.
-    for i in range(0, count * 4, 4):
-        r, g, b, a = values[i], values[i + 1], values[i + 2], values[i + 3]
-        if gamma != 1.0:
-            r, g, b = (max(r, 0.0) ** gamma, max(g, 0.0) ** gamma, max(b, 0.0) ** gamma)
-        out[i], out[i + 1], out[i + 2], out[i + 3] = _u8(b), _u8(g), _u8(r), _u8(a)
-    return bytes(out)
+def _qimage(bgra: bytes, width: int, height: int) -> QImage:
+    image = QImage(bgra, width, height, width * 4, QImage.Format.Format_ARGB32)
+    return image.copy()  # own the memory: `bgra` goes away
 
 
 def to_qimage(pixels: bytes, width: int, height: int, fmt: px.PixelFormat,
               linear: bool = False) -> QImage:
-    """Layer bytes as an 8-bit ARGB32 QImage."""
-    if fmt.sample == "B":
-        data = bytes(pixels)
-    elif fmt.sample == "H":
-        data = bytes(pixels[1::2])  # little-endian high bytes: BGRA8 at C speed
-    else:
-        data = _float_to_bgra8(pixels, width * height, fmt, linear)
-    image = QImage(data, width, height, width * 4, QImage.Format.Format_ARGB32)
-    return image.copy()  # own the memory: `data` goes away
+    """Layer bytes as an 8-bit ARGB32 QImage, at once (small images, scripts)."""
+    return _qimage(display.to_bgra8(pixels, fmt, linear), width, height)
 
 
 def mask_qimage(mask: bytes, width: int, height: int) -> QImage:
