@@ -18,7 +18,6 @@ What it does (safe to run again; each run replaces the previous install as a who
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import stat
@@ -29,34 +28,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plugin_common as common  # noqa: E402
+from dni_install import locations  # noqa: E402
+from dni_install.editors import GIMP_PYTHONS as PYTHONS  # noqa: E402
 
 NAME = "dni-filters"
 PLUGIN_SRC = common.REPO / "plugin" / "gimp" / NAME
-# GIMP 3.0 builds: Linux uses the system python3; the Windows and macOS bundles have
-# shipped 3.10 to 3.12. 3.12 stands for every later CPython too (pyzmq's abi3 wheels).
-PYTHONS = ("3.10", "3.11", "3.12")
 
 
 def gimp_config_dir(home: Path, system: str = sys.platform, use_env: bool = True) -> Path:
     """GIMP's per-user folder root (the one holding 3.0/, 3.2/, ...)."""
-    if system.startswith("win"):
-        appdata = os.environ.get("APPDATA") if use_env else None
-        return (Path(appdata) if appdata else home / "AppData" / "Roaming") / "GIMP"
-    if system == "darwin":
-        return home / "Library" / "Application Support" / "GIMP"
-    config = os.environ.get("XDG_CONFIG_HOME") if use_env else None
-    return (Path(config) if config else home / ".config") / "GIMP"
+    return locations.gimp_root(common.platform_for(home, system, use_env))
 
 
 def default_plugins_dir(home: Path, system: str = sys.platform, use_env: bool = True,
                         version: str | None = None) -> Path:
     """<GIMP folder>/<version>/plug-ins: the newest 3.x folder that exists, else 3.0."""
-    root = gimp_config_dir(home, system, use_env)
-    if version is None:
-        found = sorted((p.name for p in root.glob("3.*") if re.fullmatch(r"3\.\d+", p.name)),
-                       key=lambda v: int(v.split(".")[1])) if root.is_dir() else []
-        version = found[-1] if found else "3.0"
-    return root / version / "plug-ins"
+    return locations.gimp_plugins_dir(gimp_config_dir(home, system, use_env), version)
 
 
 def system_python_version(python: str | None) -> str | None:
@@ -74,14 +61,16 @@ def system_python_version(python: str | None) -> str | None:
     return version if re.fullmatch(r"3\.\d+", version) else None
 
 
-def stage(dest: Path, pythons: list[str], platforms: list[str], offline: bool,
-          settings: dict[str, object]) -> Path:
+def stage(dest: Path, vendor: common.Vendor, settings: dict[str, object]) -> Path:
+    """Write <dest>/dni-filters/ (with _lib, _installer, backend.json and, through
+    `vendor`, _vendor)."""
     folder = dest / NAME
     common.copy_sources(PLUGIN_SRC, folder)
     entry = folder / f"{NAME}.py"
     entry.chmod(entry.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     common.copy_client(folder / "_lib")
-    common.vendor_pyzmq(folder / "_vendor", pythons, platforms, offline)
+    common.copy_installer(folder / "_installer")
+    vendor(folder / "_vendor")
     common.write_json(folder / "backend.json", settings)
     return folder
 
@@ -124,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     backend = common.resolve_backend(args, "plug-in")
     settings = common.backend_settings(backend, args.family_path, args.endpoint)
     with tempfile.TemporaryDirectory(prefix="dni-gimp-") as tmp:
-        staged = stage(Path(tmp), pythons, platforms, args.offline, settings)
+        staged = stage(Path(tmp), common.pyzmq_vendor(pythons, platforms, args.offline),
+                       settings)
         common.replace_dir(staged, plugins / NAME)
     common.say(f"installed into {plugins / NAME}")
     flatpak = home / ".var" / "app" / "org.gimp.GIMP"

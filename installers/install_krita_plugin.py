@@ -21,7 +21,6 @@ What it does (safe to run again; each run replaces the previous install):
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -30,79 +29,41 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plugin_common as common  # noqa: E402
+from dni_install import kritarc as kritarc_lines  # noqa: E402
+from dni_install import locations  # noqa: E402
+from dni_install.editors import KRITA_PYTHONS as PYTHONS  # noqa: E402
 
 NAME = "dni_krita"
 PLUGIN_SRC = common.REPO / "plugin" / "krita"
-PYTHONS = ("3.8", "3.10", "3.11", "3.12", "3.13")
 
 
 # -- where Krita keeps things --------------------------------------------------------------
+
 
 def default_dirs(home: Path, system: str = sys.platform, use_env: bool = True
                  ) -> tuple[Path, Path]:
     """(resource folder, kritarc) for a user whose home is `home`; `use_env` False ignores
     the current user's APPDATA/XDG variables (installing into another home)."""
-    if not use_env:
-        if system.startswith("win"):
-            return home / "AppData" / "Roaming" / "krita", home / "AppData" / "Local" / "kritarc"
-        if system != "darwin":
-            return home / ".local" / "share" / "krita", home / ".config" / "kritarc"
-    if system.startswith("win"):
-        appdata = Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming")
-        local = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-        return appdata / "krita", local / "kritarc"
-    if system == "darwin":
-        return (home / "Library" / "Application Support" / "krita",
-                home / "Library" / "Preferences" / "kritarc")
-    data = os.environ.get("XDG_DATA_HOME")
-    config = os.environ.get("XDG_CONFIG_HOME")
-    data_dir = Path(data) if data else home / ".local" / "share"
-    config_dir = Path(config) if config else home / ".config"
-    return data_dir / "krita", config_dir / "kritarc"
+    return locations.krita_dirs(common.platform_for(home, system, use_env))
 
 
 def enable_in_kritarc(kritarc: Path, name: str = NAME) -> bool:
     """Set [python] enable_<name>=true, keeping every other line as it is. True if changed."""
-    key = f"enable_{name}"
-    lines = kritarc.read_text(encoding="utf-8").splitlines() if kritarc.exists() else []
-    out, in_python, done = [], False, False
-    for line in lines:
-        stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
-            if in_python and not done:
-                out.append(f"{key}=true")
-                done = True
-            in_python = stripped == "[python]"
-        elif in_python and stripped.split("=", 1)[0].strip() == key:
-            if not done:
-                out.append(f"{key}=true")
-                done = True
-            continue
-        out.append(line)
-    if not done:
-        if not in_python:
-            if out and out[-1].strip():
-                out.append("")
-            out.append("[python]")
-        out.append(f"{key}=true")
-    text = "\n".join(out) + "\n"
-    if kritarc.exists() and kritarc.read_text(encoding="utf-8") == text:
-        return False
-    kritarc.parent.mkdir(parents=True, exist_ok=True)
-    kritarc.write_text(text, encoding="utf-8")
-    return True
+    return kritarc_lines.enable(kritarc, name)
 
 
 # -- building the plugin folder ------------------------------------------------------------
 
-def stage(dest: Path, pythons: list[str], platforms: list[str], offline: bool) -> None:
-    """Write <dest>/dni_krita.desktop and <dest>/dni_krita/ (with _lib and _vendor)."""
+def stage(dest: Path, vendor: common.Vendor) -> None:
+    """Write <dest>/dni_krita.desktop and <dest>/dni_krita/ (with _lib, _installer and,
+    through `vendor`, _vendor)."""
     shutil.copy2(PLUGIN_SRC / f"{NAME}.desktop", dest / f"{NAME}.desktop")
     common.copy_sources(PLUGIN_SRC / NAME, dest / NAME)
     for extra in PLUGIN_SRC.glob("*.action"):
         shutil.copy2(extra, dest / NAME / extra.name)
     common.copy_client(dest / NAME / "_lib")
-    common.vendor_pyzmq(dest / NAME / "_vendor", pythons, platforms, offline)
+    common.copy_installer(dest / NAME / "_installer")
+    vendor(dest / NAME / "_vendor")
 
 
 def install(args: argparse.Namespace) -> int:
@@ -119,7 +80,7 @@ def install(args: argparse.Namespace) -> int:
     settings = common.backend_settings(backend, args.family_path, args.endpoint)
     with tempfile.TemporaryDirectory(prefix="dni-krita-") as tmp:
         staging = Path(tmp)
-        stage(staging, args.pythons, args.platforms, args.offline)
+        stage(staging, common.pyzmq_vendor(args.pythons, args.platforms, args.offline))
         common.write_json(staging / NAME / "backend.json", settings)
         common.replace_dir(staging / NAME, pykrita / NAME)
         shutil.copy2(staging / f"{NAME}.desktop", pykrita / f"{NAME}.desktop")
@@ -138,7 +99,7 @@ def build_zip(args: argparse.Namespace) -> int:
     out = Path(args.zip).absolute()
     with tempfile.TemporaryDirectory(prefix="dni-krita-zip-") as tmp:
         staging = Path(tmp)
-        stage(staging, args.pythons, args.platforms, args.offline)
+        stage(staging, common.pyzmq_vendor(args.pythons, args.platforms, args.offline))
         out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
             for path in sorted(staging.rglob("*")):

@@ -13,19 +13,34 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 CLIENT_SRC = REPO / "plugin" / "dni_client"
 sys.path.insert(0, str(CLIENT_SRC.parent))
+sys.path.insert(0, str(HERE))
+from dni_install.platform import Platform  # noqa: E402
+
 from dni_client.settings import write_json  # noqa: E402, F401  (the installers' too)
 from dni_client.vendoring import PIP_PLATFORMS as PLATFORMS  # noqa: E402
 from dni_client.vendoring import platform_tag, python_tag  # noqa: E402, F401
 
 PYZMQ = "pyzmq>=26,<28"
 CACHE = Path(os.environ.get("DNI_WHEEL_CACHE") or Path.home() / ".cache" / "dni" / "wheels")
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "_vendor", "_lib", "backend.json")
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "_vendor", "_lib", "_installer",
+                                 "backend.json")
+INSTALLER_FILES = ("install.py", "dni_install")  # what a plugin carries to (re)install
+# its backend from inside the editor
+Vendor = Callable[[Path], None]  # fills a plugin's _vendor folder
+
+
+def platform_for(home: Path, system: str, use_env: bool) -> Platform:
+    """The installer's view of a user whose home is `home` (without the current user's
+    environment variables unless `use_env`)."""
+    return Platform(system="win32" if system.startswith("win") else system, machine="",
+                    home=home, env=dict(os.environ) if use_env else {})
 
 def say(message: str) -> None:
     print(f"dni-install: {message}", flush=True)
@@ -87,19 +102,21 @@ def resolve_backend(args: argparse.Namespace, what: str,
 
 # -- pyzmq ---------------------------------------------------------------------------------
 
-def download_wheel(python: str, platform: str) -> Path:
-    """The pyzmq wheel for one Python version and platform (cached between runs)."""
+def download_wheel(python: str, platform: str, pip_python: str | None = None,
+                   index_args: Sequence[str] = ()) -> Path:
+    """The pyzmq wheel for one Python version and platform (cached between runs), fetched
+    by `pip_python`'s pip (default: this Python's) from the given index options."""
     target = CACHE / python_tag(python, platform)
     wheels = sorted(target.glob("pyzmq-*.whl")) if target.is_dir() else []
     if wheels:
         return wheels[-1]
     target.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+    argv = [pip_python or sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
             "--disable-pip-version-check", "--only-binary=:all:", "--python-version", python,
             "--implementation", "cp", "--dest", str(target)]
     for tag in PLATFORMS[platform]:
         argv += ["--platform", tag]
-    argv.append(PYZMQ)
+    argv += [*index_args, PYZMQ]
     result = subprocess.run(argv, capture_output=True, text=True)
     wheels = sorted(target.glob("pyzmq-*.whl"))
     if result.returncode != 0 or not wheels:
@@ -132,7 +149,8 @@ def vendor_offline(dest: Path) -> None:
 
 
 def vendor_pyzmq(vendor_root: Path, pythons: Sequence[str], platforms: Sequence[str],
-                 offline: bool) -> list[str]:
+                 offline: bool, pip_python: str | None = None,
+                 index_args: Sequence[str] = ()) -> list[str]:
     """Fill <vendor_root>/<tag>/ for each Python and platform; returns the tags."""
     if offline:
         tag = python_tag()
@@ -142,7 +160,7 @@ def vendor_pyzmq(vendor_root: Path, pythons: Sequence[str], platforms: Sequence[
     tags: list[str] = []
     for platform in platforms:
         for python in pythons:
-            wheel = download_wheel(python, platform)
+            wheel = download_wheel(python, platform, pip_python, index_args)
             # An abi3 wheel serves every CPython from its version on: one folder that the
             # plugins' path modules look in for any Python >= 3.12.
             tag = (f"abi3-{platform}" if "-abi3-" in wheel.name
@@ -155,7 +173,28 @@ def vendor_pyzmq(vendor_root: Path, pythons: Sequence[str], platforms: Sequence[
     return tags
 
 
+def pyzmq_vendor(pythons: Sequence[str], platforms: Sequence[str], offline: bool,
+                 pip_python: str | None = None, index_args: Sequence[str] = ()) -> Vendor:
+    """A Vendor that puts pyzmq for these Pythons and platforms into a _vendor folder."""
+    def vendor(root: Path) -> None:
+        vendor_pyzmq(root, pythons, platforms, offline, pip_python, index_args)
+
+    return vendor
+
+
 # -- the plugin folder ---------------------------------------------------------------------
+
+def copy_installer(dest: Path) -> None:
+    """install.py and its package, so the plugin can install or update its backend."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in INSTALLER_FILES:
+        source = HERE / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, dest / name)
+
 
 def copy_client(lib_dir: Path) -> None:
     shutil.copytree(CLIENT_SRC, lib_dir / "dni_client",

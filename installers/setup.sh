@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# One command: install the DNI backend (and its test tools) into .venv, then run the
-# demo on the bundled defaults: denoise a noisy photo and draw a strength sweep.
+# One command on Linux: the backend and its test tools in .venv (this checkout, editable;
+# torch for this machine's GPU, see installers/install.py), then the demo on the bundled
+# defaults: denoise a noisy photo and draw a strength sweep.
 #
 #   bash installers/setup.sh            # install + demo (writes out/)
 #   bash installers/setup.sh --no-demo  # install only
 #   bash installers/setup.sh --plugins  # also install the plugins into Krita / GIMP 3
+#   TORCH=cpu bash installers/setup.sh  # pick the torch build (cpu, cuda, rocm, skip)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 demo=1
-plugins=0
+plugins=(--no-plugins)
 for arg in "$@"; do
   case "$arg" in
     --no-demo) demo=0 ;;
-    --plugins) plugins=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    --plugins) plugins=() ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -30,15 +32,9 @@ if [ -z "$python" ] || ! "$python" -c 'import sys; sys.exit(sys.version_info < (
   exit 1
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  echo "== creating .venv with $("$python" --version)"
-  "$python" -m venv .venv
-fi
-echo "== installing the backend (torch, spandrel, pyzmq, ...) into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]" \
-  2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c 'import dni, torch, zmq, spandrel' \
-  || { echo "setup.sh: the install did not complete; see the pip messages above" >&2; exit 1; }
+torch=()
+[ -n "${TORCH:-}" ] && torch=(--torch "$TORCH")
+"$python" installers/install.py --venv .venv --develop "${torch[@]}" "${plugins[@]}"
 
 if [ "$demo" = 1 ]; then
   mkdir -p out
@@ -50,10 +46,4 @@ if [ "$demo" = 1 ]; then
   .venv/bin/dni sweep samples/astronaut-noisy-sigma25.png -o out/denoise-sweep.png \
     --family denoise --steps 5 --compare-pixel
   echo "== done: see out/denoised.png and out/denoise-sweep.png"
-fi
-
-if [ "$plugins" = 1 ]; then
-  echo "== plugins"
-  .venv/bin/python installers/install_krita_plugin.py
-  .venv/bin/python installers/install_gimp_plugin.py
 fi

@@ -127,7 +127,7 @@ def test_abi3_wheels_land_where_every_newer_python_looks(tmp_path: Path,
     """pyzmq ships cp312-abi3 wheels: GIMP's Python 3.13 (or 3.14) must find them."""
     import zipfile
 
-    def fake_download(python: str, platform: str) -> Path:
+    def fake_download(python: str, platform: str, *pip_options: object) -> Path:
         name = ("pyzmq-27.0.0-cp312-abi3-manylinux_2_28_x86_64.whl" if python >= "3.12"
                 else f"pyzmq-27.0.0-cp{python.replace('.', '')}-cp311-manylinux_2_28_x86_64.whl")
         wheel = tmp_path / name

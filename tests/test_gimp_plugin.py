@@ -122,7 +122,8 @@ def test_one_procedure_per_filter_in_the_right_menus(fakes: dict[str, Any]) -> N
         assert proc.meta["image_types"] == "RGB*, GRAY*"
         menus[name] = (proc.meta["menu_paths"], proc.meta["menu_label"])
         args = proc.args
-        assert list(args) == ["family", "strength", "weights", "preset", "pixel-blend"]
+        assert list(args) == ["family", "strength", "weights", "preset", "pixel-blend",
+                              "auto-map"]
         assert (args["strength"].low, args["strength"].high, args["strength"].default) == (
             0.0, 1.0, 0.5)
     assert menus == {
@@ -522,7 +523,8 @@ def run_interactive(fakes: dict[str, Any], image: Any, layer: Any, answer: Any,
     seen: list[Any] = []
     stub = types.ModuleType("dni_gimp_dialog")
 
-    def run_dialog(config: Any, entry: Any, families: Any, settings: Any) -> bool:
+    def run_dialog(config: Any, entry: Any, families: Any, settings: Any,
+                   estimate: Any = None) -> bool:
         seen.append((entry.task, [f.name for f in families]))
         assert ("progress_end",) in Gimp.LOG, "the progress bar must not sit under a dialog"
         return bool(answer(config))

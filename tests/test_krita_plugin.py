@@ -694,3 +694,78 @@ def test_families_are_cached_for_the_next_session(app):
     assert cached and "tiny3" in {f["name"] for f in cached}
     instance().session.families = []  # as before the backend answers
     assert "tiny3" in {f.name for f in instance().known_families()}
+
+
+# -- re-editable DNI layers ------------------------------------------------------------------
+
+def _rerender(plugin, doc, layer, amount):
+    done = []
+    plugin.rerender(doc, layer, amount, lambda new, error: done.append((new, error)))
+    deadline = time.monotonic() + 30
+    while not done and time.monotonic() < deadline:
+        plugin.session.tick()
+        time.sleep(0.01)
+    assert done and done[0][1] is None, done
+    return done[0][0]
+
+
+def test_a_dni_layer_remembers_how_it_was_made_and_renders_again_in_its_place(app):
+    """The record lives in the document; re-rendering reads the source as it is now, uses
+    the same area and selection, and the new layer takes the old one's place and look."""
+    import dni_krita
+    from dni_krita import layer_records
+    from dni_krita.plugin import instance
+
+    from dni_client.job import Amount
+
+    doc, layer = make_doc(app, 40, 30)
+    sel = fake.Selection(40, 30)
+    sel.select(5, 4, 20, 15, 255)
+    doc.setSelection(sel)
+    first = dni_krita.run_filter("tiny", strength=0.2)
+    record = layer_records.record_of(doc, first)
+    assert record is not None and record.family == "tiny" and record.strength == 0.2
+    assert record.mask is not None and record.area.selected
+    doc.setSelection(None)  # the selection is gone: the record still knows it
+    top = doc.createNode("On top", "paintlayer")
+    doc.rootNode().addChildNode(top, first)
+    doc.undo_log.clear()
+    new = _rerender(instance(), doc, first, Amount(0.9, None))
+    names = [n.name() for n in doc.rootNode().childNodes()]
+    assert names == ["Paint", "DNI Tiny 90%", "On top"], names  # in the old one's place
+    # Two undo steps: libkis cannot group them into one.
+    assert [kind for kind, _name in doc.undo_log] == ["add", "remove"]
+    # The same pixels as filtering with that strength inside the same selection.
+    doc.setSelection(sel)
+    reference = dni_krita.run_filter("tiny", strength=0.9, layer=layer)
+    assert read(new, doc).tobytes() == read(reference, doc).tobytes()
+    again = layer_records.record_of(doc, new)
+    assert again is not None and again.strength == 0.9 and again.mask == record.mask
+    # Its own amount (None): made again exactly as recorded.
+    same = _rerender(instance(), doc, new, None)
+    assert read(same, doc).tobytes() == read(new, doc).tobytes()
+    assert layer_records.record_of(doc, same).strength == 0.9
+
+
+def test_records_survive_only_for_results_that_can_be_made_again(app):
+    import dni_krita
+    from dni_krita import layer_records
+    from dni_krita.plugin import instance
+
+    from dni_client.errors import FilterError
+
+    doc, layer = make_doc(app, 16, 12)
+    replaced = dni_krita.run_filter("tiny", strength=0.5, target="replace")
+    assert layer_records.record_of(doc, replaced) is None  # its source is gone
+    painted = doc.createNode("Painted", "paintlayer")
+    doc.rootNode().addChildNode(painted, None)
+    with pytest.raises(FilterError, match="not made by DNI"):
+        instance().rerender(doc, painted, None, lambda *a: None)
+    doc2, layer2 = make_doc(app, 16, 12)
+    result = dni_krita.run_filter("tiny", strength=0.5)
+    layer2.remove()
+    with pytest.raises(FilterError, match="deleted"):
+        instance().rerender(doc2, result, None, lambda *a: None)
+    # A damaged annotation is ignored, never a crash.
+    doc2.setAnnotation(layer_records.ANNOTATION, "x", b"\xff not json")
+    assert layer_records.record_of(doc2, result) is None

@@ -175,7 +175,8 @@ def test_the_plugin_runs_on_qt6_with_pyqt5_refused(tiny_family_dir: Path,
     assert out["qt"] == 6 and not out["pyqt5_loaded"] and not out["pyqt5_loaded_at_end"]
     from dni_client.filters import FILTERS
 
-    assert [f"{f.title}…" for f in FILTERS] + ["DNI Settings…"] == out["menu"]
+    assert [f"{f.title}…" for f in FILTERS] + ["DNI Settings…", "Get more DNI families…"] \
+        == out["menu"]
     assert out["docker"] == "DNIDocker"
     first, after, strength = out["previews"]
     assert first >= 1 and after > first and strength == 0.2

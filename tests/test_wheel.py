@@ -38,6 +38,7 @@ def test_the_wheel_carries_the_families_and_the_version(wheel: Path) -> None:
         assert f"dni_families/{family}/family.toml" in names
         assert any(n.startswith(f"dni_families/{family}/") and n.endswith(".safetensors")
                    for n in names)
+    assert "dni/catalogue.toml" in names  # `dni get` works from an installed wheel
     # Families only: no recipes, report or figures.
     assert not any(n.startswith("dni_families/re") for n in names)
     assert wheel.stat().st_size < MAX_WHEEL_MB * 2**20

@@ -54,9 +54,20 @@ def _add_family_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=int, help="tile size in pixels (default: from free memory)")
 
 
+def _strength(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
 def _add_weighting(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--strength", type=float, help="0 = first member .. 1 = last member")
+    group.add_argument("--strength", type=_strength,
+                       help="0 = first member .. 1 = last member; auto = read it off the "
+                            "image (families whose axis is a noise level)")
     group.add_argument("--weights", type=_floats, help="one weight per member, summing to 1")
     group.add_argument("--preset", help="a preset named in the family's manifest")
 
@@ -80,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weighting(p)
     p.add_argument("--mask", type=Path, help="greyscale image: apply only where white")
     p.add_argument("--strength-map", type=Path,
-                   help="greyscale image: per-pixel strength, black = 0, white = 1")
+                   help="greyscale image: per-pixel strength, black = 0, white = 1; auto = "
+                        "read it off the image, region by region (./auto for a file so named)")
     p.add_argument("--mode", choices=["network", "pixel"], default="network",
                    help="pixel = blend the members' outputs instead (the paper's baseline)")
     p.add_argument("--max-pixels", type=int, default=None, help="refuse larger images")
@@ -114,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .server.commands import register as register_server_commands
 
     register_server_commands(sub)  # serve, keys, broker
+    from .get_commands import register as register_get_commands
+
+    register_get_commands(sub)  # get, remove
+    from .finetune_command import register as register_finetune_command
+
+    register_finetune_command(sub)  # finetune
     return parser
 
 
@@ -198,8 +216,12 @@ def _amount(args: argparse.Namespace, presets: Sequence[Any], family: str) -> di
     return {"strength": args.strength, "weights": args.weights}
 
 
+def _auto_map(args: argparse.Namespace) -> bool:
+    return args.strength_map is not None and str(args.strength_map) == "auto"
+
+
 def _read_inputs(args: argparse.Namespace, max_pixels: int | None,
-                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | str | None]:
     """The image, and the mask and strength map if given: each header is checked (size,
     frames, that maps match the image) before anything is decoded."""
     from .imagefiles import read_image, read_unit_map
@@ -207,7 +229,8 @@ def _read_inputs(args: argparse.Namespace, max_pixels: int | None,
     image = read_image(args.input, max_pixels, _warn)
     size = image.shape[:2]
     mask = read_unit_map(args.mask, size, "mask") if args.mask else None
-    smap = read_unit_map(args.strength_map, size, "strength map") if args.strength_map else None
+    smap = "auto" if _auto_map(args) else \
+        read_unit_map(args.strength_map, size, "strength map") if args.strength_map else None
     return image, mask, smap
 
 
@@ -219,15 +242,38 @@ def _apply_local(args: argparse.Namespace, out: ImageOutput) -> np.ndarray:
     from .imaging import DEFAULT_MAX_PIXELS
 
     max_pixels = args.max_pixels or DEFAULT_MAX_PIXELS
+    if args.strength == "auto" or _auto_map(args):
+        _check_auto(args)
     image, mask, smap = _read_inputs(args, max_pixels)
     out.plan(image.dtype, _channels(image))
     from .engine import Engine  # torch: only once the inputs are known to be good
 
     family = Engine(args.device, args.family_path, args.precision, max_pixels).family(args.family)
     amount = _amount(args, family.manifest.presets, family.name)
+    amount["strength"], smap = _resolved_auto(family.manifest, image, amount.get("strength"),
+                                              smap, args.input)
     with _progress_bar(100, args.family) as bar:
         return family.apply(image, mask=mask, strength_map=smap, mode=args.mode,
                             tile=args.tile, progress=_ticker(bar), **amount)
+
+
+def _check_auto(args: argparse.Namespace) -> None:
+    """Refuse `auto` for a family whose axis measures nothing, before reading anything."""
+    from .auto_strength import measure_of
+    from .registry import find_family, search_paths
+
+    measure_of(find_family(args.family, search_paths(args.family_path)))
+
+
+def _resolved_auto(manifest: Any, image: np.ndarray, strength: Any, smap: Any, source: Path
+                   ) -> tuple[Any, Any]:
+    """`auto` replaced by what the image says, said on stdout."""
+    from .auto_strength import describe, resolve
+
+    strength, smap, found = resolve(manifest, image, strength, smap, source)
+    if found is not None:
+        print(describe(found.to_json()))
+    return strength, smap
 
 
 def _apply_remote(args: argparse.Namespace, out: ImageOutput) -> np.ndarray:
@@ -240,8 +286,13 @@ def _apply_remote(args: argparse.Namespace, out: ImageOutput) -> np.ndarray:
         family = remote.family(args.family)
         amount = _amount(args, family.presets, family.name)
         with _progress_bar(100, args.family) as bar:
-            return remote.run(family, image, mask=mask, strength_map=smap, mode=args.mode,
-                              tile=args.tile, progress=_ticker(bar), **amount)
+            result = remote.run(family, image, mask=mask, strength_map=smap, mode=args.mode,
+                                tile=args.tile, progress=_ticker(bar), **amount)
+        if remote.last_auto is not None:
+            from .auto_strength import describe
+
+            print(describe(remote.last_auto))
+        return result
 
 
 def cmd_apply(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import imaging
+from .auto_strength import Estimate, estimate
 from .device import resolve_device
 from .family import Family, Progress
 from .registry import find_family, list_manifests, search_paths
@@ -51,9 +52,14 @@ class Engine:
                 self._warm[name] = warm
             return warm
 
-    def run(self, family: str, image: np.ndarray, *, strength: float | None = None,
+    def estimate(self, family: str, image: np.ndarray, per_region: bool = False) -> Estimate:
+        """The strength (or map) `auto` would pick for this image; the family's manifest
+        is enough, its weights are not loaded."""
+        return estimate(find_family(family, self._paths), image, per_region=per_region)
+
+    def run(self, family: str, image: np.ndarray, *, strength: float | str | None = None,
             weights: Sequence[float] | None = None, mask: np.ndarray | None = None,
-            strength_map: np.ndarray | None = None, mode: str = "network",
+            strength_map: np.ndarray | str | None = None, mode: str = "network",
             tile: int | None = None, progress: Progress | None = None,
             cancelled: Callable[[], bool] | None = None,
             precision: str | None = None) -> np.ndarray:

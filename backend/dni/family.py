@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import imaging
+from . import auto_strength, imaging
 from .blend import Blender
 from .checkpoints import build_model_with_multiple, check_compatible, read_state_dict
 from .device import autocast_dtype, is_out_of_memory, memory_budget, resolve_device
@@ -166,21 +166,25 @@ class Family:
         return [Pass(onehot[i], stops, i) for i in range(count)]
 
     # -- running ------------------------------------------------------------------
-    def apply(self, image: np.ndarray, *, strength: float | None = None,
+    def apply(self, image: np.ndarray, *, strength: float | str | None = None,
               weights: Sequence[float] | None = None, mask: np.ndarray | None = None,
-              strength_map: np.ndarray | None = None, mode: str = "network",
+              strength_map: np.ndarray | str | None = None, mode: str = "network",
               tile: int | None = None, progress: Progress | None = None,
               cancelled: Callable[[], bool] | None = None,
               precision: str | None = None) -> np.ndarray:
         """Filter `image` (HxW[xC], uint8/uint16/float) and return it in the same format.
 
-        `precision` overrides the family's for this call (see device.autocast_dtype)."""
+        `precision` overrides the family's for this call (see device.autocast_dtype).
+        `strength="auto"` or `strength_map="auto"` read the strength off the image, for
+        families whose axis says what it measures (dni.auto_strength)."""
         if mode not in ("network", "pixel"):
             raise DNIError(f"mode must be 'network' or 'pixel', not {mode!r}")
         if strength_map is not None and (weights is not None or strength is not None):
             raise WeightsError("a strength map sets the strength pixel by pixel: give no "
                                "strength or weights with it")
         fmt = imaging.describe(image, self.max_pixels)
+        strength, strength_map, _found = auto_strength.resolve(self.manifest, image, strength,
+                                                               strength_map)
         size = image.shape[:2]
         w = None if strength_map is not None else self.weights_for(strength, weights)
         unit_mask = None if mask is None else imaging.as_unit_map(mask, size, "mask")

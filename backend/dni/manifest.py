@@ -24,7 +24,8 @@ Example (see docs/families.md for every field)::
 
 Direction convention: members are ordered by `position`; strength 0 is the first member,
 strength 1 the last (the slider's low end is `axis.low`). Weights are given per member
-in that order.
+in that order. `descending = true` under [axis] orders them from the highest position
+down, for axes whose gentle end has the high numbers (JPEG quality).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class Manifest:
     presets: tuple[Preset, ...] = field(default=())
     folder: Path = Path(".")
     tile_pad: int = DEFAULT_TILE_PAD
+    # What the axis positions measure in an image ("noise-sigma"): lets `auto` estimate
+    # the strength (dni.auto_strength); None for axes no image says anything about.
+    axis_measures: str | None = None
 
     @property
     def positions(self) -> list[float]:
@@ -85,7 +89,8 @@ class Manifest:
             "description": self.description,
             "architecture": self.architecture,
             "scale": self.scale,
-            "axis": {"name": self.axis_name, "low": self.low_label, "high": self.high_label},
+            "axis": {"name": self.axis_name, "low": self.low_label, "high": self.high_label,
+                     **({"measures": self.axis_measures} if self.axis_measures else {})},
             "members": [{"label": m.label, "position": m.position} for m in self.members],
             "presets": [
                 {k: v for k, v in (("name", p.name), ("strength", p.strength),
@@ -157,8 +162,10 @@ def _check_header(data: dict[str, Any], where: str) -> None:
         raise FamilyError(f"{where}: tile_pad must be a whole number of pixels from 0 to 256")
 
 
-def _members(folder: Path, raw_members: Any, where: str) -> list[Member]:
-    """The members, ordered by position (strength 0 is the first)."""
+def _members(folder: Path, raw_members: Any, where: str, descending: bool = False
+             ) -> list[Member]:
+    """The members, ordered by position, rising or `descending` (strength 0 is the
+    first)."""
     if not isinstance(raw_members, list) or len(raw_members) < 2:
         raise FamilyError(f"{where}: a family needs at least two [[members]]")
     members = []
@@ -171,10 +178,25 @@ def _members(folder: Path, raw_members: Any, where: str) -> list[Member]:
                               "inside the family folder")
         position = _number(raw.get("position", index), "position", mwhere)
         members.append(Member(label=label, file=file, position=position))
-    members.sort(key=lambda m: m.position)
+    members.sort(key=lambda m: m.position, reverse=descending)
     if len({m.position for m in members}) != len(members):
         raise FamilyError(f"{where}: two members share one position")
     return members
+
+
+def _descending(axis: Any, where: str) -> bool:
+    value = axis.get("descending", False) if isinstance(axis, dict) else False
+    if not isinstance(value, bool):
+        raise FamilyError(f"{where}: axis.descending must be true or false")
+    return value
+
+
+def _measures(axis: Any, where: str) -> str | None:
+    value = axis.get("measures") if isinstance(axis, dict) else None
+    if value is not None and not (isinstance(value, str) and _NAME_RE.match(value)):
+        raise FamilyError(f"{where}: axis.measures must be a short lower-case name such as "
+                          "\"noise-sigma\"")
+    return value
 
 
 def _presets(raw_presets: Any, where: str) -> list[Preset]:
@@ -202,8 +224,8 @@ def load_manifest(folder: Path) -> Manifest:
     where = str(folder / MANIFEST_NAME)
     data = _read_toml(folder)
     _check_header(data, where)
-    members = _members(folder, data.get("members"), where)
     axis = data.get("axis", {})
+    members = _members(folder, data.get("members"), where, _descending(axis, where))
     return Manifest(
         name=data["name"],
         task=data.get("task", "other"),
@@ -219,6 +241,7 @@ def load_manifest(folder: Path) -> Manifest:
         presets=tuple(_presets(data.get("presets", []), where)),
         folder=folder,
         tile_pad=data.get("tile_pad", DEFAULT_TILE_PAD),
+        axis_measures=_measures(axis, where),
     )
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from dni_client.families import FamilyInfo
 
+from .auto_strength import refusal
 from .errors import DNIError, FamilyError
 from .server import layouts
 from .weighting import validate_strength, validate_weights
@@ -39,6 +40,7 @@ class Remote:
         self.endpoint = endpoint
         self._client = ZmqClient(endpoint)
         self.max_pixels: int | None = None
+        self.last_auto: dict[str, Any] | None = None  # what the server read off the pixels
 
     def __enter__(self) -> Remote:
         try:
@@ -78,13 +80,14 @@ class Remote:
                 return FamilyInfo.from_dict(raw)
         raise FamilyError(f"the server at {self.endpoint} has no family {name!r}")
 
-    def run(self, family: FamilyInfo, image: np.ndarray, *, strength: float | None = None,
+    def run(self, family: FamilyInfo, image: np.ndarray, *, strength: float | str | None = None,
             weights: Sequence[float] | None = None, mask: np.ndarray | None = None,
-            strength_map: np.ndarray | None = None, mode: str = "network",
+            strength_map: np.ndarray | str | None = None, mode: str = "network",
             tile: int | None = None, progress: Callable[[float, str], None] | None = None,
             ) -> np.ndarray:
-        """The filtered image, in the input's dtype and channel count."""
-        amount = _checked_amount(family, strength, weights, strength_map is not None)
+        """The filtered image, in the input's dtype and channel count. `auto` strengths are
+        the server's to estimate; what it found is then in `last_auto`."""
+        amount = _checked_amount(family, strength, weights, strength_map)
         channels = 1 if image.ndim == 2 else image.shape[2]
         layout = _LAYOUT_BY_SHAPE[(image.dtype, channels)]
         height, width = image.shape[:2]
@@ -97,18 +100,25 @@ class Remote:
         with self._answers():
             result = self._client.run(
                 family.name, width, height, layout, layouts.to_bytes(image, layout),
-                mask=_plane(mask), strength_map=_plane(strength_map), mode=mode, tile=tile,
-                on_progress=on_progress, **amount)
+                mask=_plane(mask), mode=mode, tile=tile, on_progress=on_progress, **amount)
+        self.last_auto = result.header.get("auto")
         out = layouts.to_array(result.pixels, result.width, result.height, result.layout)
         return out[:, :, 0] if image.ndim == 2 else np.array(out)
 
 
-def _checked_amount(family: FamilyInfo, strength: float | None,
-                    weights: Sequence[float] | None, by_map: bool) -> dict[str, Any]:
-    """strength or weights, valid for the family (WeightsError otherwise): JSON has no
-    nan or inf, and the server's answer to a bad amount would only say it later."""
-    if by_map:
-        return {}
+def _checked_amount(family: FamilyInfo, strength: float | str | None,
+                    weights: Sequence[float] | None, strength_map: np.ndarray | str | None
+                    ) -> dict[str, Any]:
+    """strength, weights or strength map, valid for the family (WeightsError otherwise):
+    JSON has no nan or inf, and the server's answer to a bad amount would only say it
+    later. `auto` goes as it is, for families that can estimate."""
+    if isinstance(strength_map, str) or isinstance(strength, str):
+        if not family.can_estimate:
+            raise refusal(family.name, family.axis_name)
+        return {"strength_map": strength_map} if isinstance(strength_map, str) else \
+            {"strength": strength}
+    if strength_map is not None:
+        return {"strength_map": _plane(strength_map)}
     if weights is not None:
         return {"weights": list(validate_weights(weights, len(family.members)))}
     return {"strength": validate_strength(strength)}

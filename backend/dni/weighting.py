@@ -34,3 +34,5 @@ normalised_positions: Callable[[Sequence[float]], list[float]] = \
 strength_to_weights: Callable[[Any, Sequence[float]], tuple[float, ...]] = \
     _as_weights_error(mixing.strength_to_weights)
 find_preset: Callable[..., mixing.Preset] = _as_weights_error(mixing.find_preset)
+position_to_strength: Callable[[float, Sequence[float]], float] = \
+    _as_weights_error(mixing.position_to_strength)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import time
@@ -21,6 +20,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+# Crops, checkpoints and the schedule live in the installed package, which `dni finetune`
+# uses too; they are imported here under their old names.
+from dni.training import CropSampler, load_checkpoint, lr_at, save_checkpoint  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs"
@@ -41,76 +44,6 @@ class RunConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class CropSampler:
-    """Random crops with flips/transposes from a list of 3xHxW uint8 tensors."""
-
-    def __init__(self, images: list[torch.Tensor], patch: int, seed: int = 0) -> None:
-        self.images = [im for im in images if min(im.shape[-2:]) >= patch]
-        if not self.images:
-            raise ValueError(f"no training image is at least {patch} px on each side")
-        # Bigger images are drawn more often: roughly uniform over pixels.
-        areas = torch.tensor([im.shape[-1] * im.shape[-2] for im in self.images], dtype=torch.float)
-        self.weights = areas / areas.sum()
-        self.patch = patch
-        self.g = torch.Generator().manual_seed(seed)
-
-    def __call__(self, batch: int) -> torch.Tensor:
-        picks = torch.multinomial(self.weights, batch, replacement=True, generator=self.g)
-        out = []
-        for i in picks.tolist():
-            im = self.images[i]
-            h, w = im.shape[-2:]
-            y = int(torch.randint(0, h - self.patch + 1, (1,), generator=self.g))
-            x = int(torch.randint(0, w - self.patch + 1, (1,), generator=self.g))
-            crop = im[:, y:y + self.patch, x:x + self.patch]
-            flips = torch.randint(0, 2, (3,), generator=self.g).tolist()
-            if flips[0]:
-                crop = crop.flip(-1)
-            if flips[1]:
-                crop = crop.flip(-2)
-            if flips[2]:
-                crop = crop.transpose(-1, -2)
-            out.append(crop)
-        return torch.stack(out).float().div_(255.0)
-
-
-def save_checkpoint(path: Path, model: nn.Module, opts: dict[str, torch.optim.Optimizer],
-                    meta: dict[str, Any]) -> None:
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-    groups = {}
-    for name, opt in opts.items():
-        sd = opt.state_dict()
-        groups[name] = sd["param_groups"]
-        for idx, state in sd["state"].items():
-            for key, value in state.items():
-                if isinstance(value, torch.Tensor):
-                    tensors[f"opt.{name}.{idx}.{key}"] = value.detach().contiguous().clone()
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta), "groups": json.dumps(groups)})
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, model: nn.Module, opts: dict[str, torch.optim.Optimizer],
-                    ) -> dict[str, Any]:
-    from safetensors import safe_open
-
-    tensors = load_file(str(path))
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata()
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    groups = json.loads(metadata["groups"])
-    for name, opt in opts.items():
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        prefix = f"opt.{name}."
-        for k, v in tensors.items():
-            if k.startswith(prefix):
-                idx, key = k[len(prefix):].split(".", 1)
-                state.setdefault(int(idx), {})[key] = v
-        if name in groups:
-            opt.load_state_dict({"state": state, "param_groups": groups[name]})
-    return json.loads(metadata["meta"])
-
-
 def export_member(model: nn.Module, path: Path, keys: Callable[[str], bool] | None = None) -> None:
     """fp16 safetensors of the model's state dict: what the family ships."""
     sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
@@ -125,14 +58,6 @@ def load_member_into(model: nn.Module, path: Path,
     which only a non-strict load can leave."""
     sd = load_file(str(path))
     return model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=strict)
-
-
-def lr_at(progress: float, base: float, warmup_frac: float = 0.0) -> float:
-    """Cosine decay to 2% of base, with an optional linear warm-up."""
-    if warmup_frac > 0 and progress < warmup_frac:
-        return base * max(progress / warmup_frac, 0.02)
-    p = (progress - warmup_frac) / max(1e-8, 1 - warmup_frac)
-    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
 
 
 class Trainer:

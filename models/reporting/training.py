@@ -15,7 +15,7 @@ Run = dict[str, Any]  # one run as the recipes record it
 # Runs recorded before the recipes counted their photos trained on the first set only:
 # opencv-doc, mate-backgrounds and scikit-image (the wallpaper photos came later).
 FIRST_PHOTO_SET = len(data.OPENCV_TRAIN) + len(data.MATE_TRAIN) + len(data.SKIMAGE_TRAIN)
-FAMILIES = ("denoise", "super-resolve", "stylize", "stylize-stroke")
+FAMILIES = ("denoise", "dejpeg", "super-resolve", "stylize", "stylize-stroke")
 
 
 def read_runs(models: Path, family: str) -> dict[str, Run] | None:

@@ -32,7 +32,8 @@ class ConnectionLost(ClientError, TimeoutError):
 
 
 class Event:
-    """One message about a job: kind is "progress", "result" or "error"."""
+    """One message about a job: kind is "progress", "result" or "error" (an install ends
+    with "installed" instead of "result")."""
 
     __slots__ = ("kind", "job_id", "header", "pixels")
 
@@ -125,6 +126,17 @@ class Client(ABC):
             on_progress: Callable[[float, str], Any] | None = None) -> Result:
         """Run a job and wait for it: ServerError on an error reply, ConnectionLost when
         the server goes silent. on_progress(fraction, stage) returning True cancels."""
+
+    def catalogue(self) -> list[dict[str, Any]]:
+        """The families the backend can download: name, title, licence, size (bytes),
+        members, installed (docs/protocol.md, `catalogue`)."""
+        raise ClientError("this backend cannot download families")
+
+    def install(self, family: str) -> str:
+        """Start downloading a catalogue family and return the install's id at once: its
+        progress, then one "installed" or "error" event, arrive through poll(); cancel()
+        stops it."""
+        raise ClientError("this backend cannot download families")
 
     @abstractmethod
     def close(self) -> None:

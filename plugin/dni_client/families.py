@@ -30,6 +30,7 @@ class FamilyInfo(NamedTuple):
     high_label: str  # what strength 1 means
     members: tuple[Member, ...]
     presets: tuple[Preset, ...] = ()
+    axis_measures: str | None = None  # e.g. "noise-sigma": the backend can pick the strength
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> FamilyInfo:
@@ -47,7 +48,8 @@ class FamilyInfo(NamedTuple):
                    description=str(raw.get("description") or ""), scale=scale,
                    axis_name=str(axis.get("name") or "strength"),
                    low_label=str(axis.get("low") or labels[0]),
-                   high_label=str(axis.get("high") or labels[-1]), members=members)
+                   high_label=str(axis.get("high") or labels[-1]), members=members,
+                   axis_measures=str(axis["measures"]) if axis.get("measures") else None)
         return info._replace(presets=tuple(_builtin_presets(raw.get("presets"), len(members))))
 
     @property
@@ -57,6 +59,11 @@ class FamilyInfo(NamedTuple):
     @property
     def positions(self) -> list[float]:
         return [m.position for m in self.members]
+
+    @property
+    def can_estimate(self) -> bool:
+        """The backend can set the strength from the image itself (`auto`)."""
+        return self.axis_measures is not None
 
     @property
     def can_mix(self) -> bool:

@@ -33,6 +33,8 @@ OTHER = "other"
 FILTERS = (
     Filter("denoise", "Denoise", "Remove noise, with a slider from a gentle to a strong "
            "denoiser", "<Image>/Filters/Enhance"),
+    Filter("dejpeg", "Remove JPEG Artefacts", "Clean up JPEG blocks and ringing, with a "
+           "slider from a light to a strong clean-up", "<Image>/Filters/Enhance"),
     Filter("super-resolve", "Super-Resolve", "Enlarge the image with a super-resolution "
            "network, from faithful to detailed", "<Image>/Filters/Enhance"),
     Filter("stylize", "Stylize", "Paint in a style, or a mix of several styles",

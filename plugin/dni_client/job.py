@@ -17,9 +17,10 @@ from .pixels import PixelFormat, check_bytes
 
 
 class Amount(NamedTuple):
-    """How strong: exactly one of strength and weights is set (see mixing)."""
+    """How strong: exactly one of strength and weights is set (see mixing). The strength
+    may be protocol.AUTO: the backend reads it off the pixels (dni_client.auto)."""
 
-    strength: float | None
+    strength: float | str | None
     weights: tuple[float, ...] | None
     preset: str | None = None  # the preset that supplied them, if any
 
@@ -32,7 +33,8 @@ class JobSpec(NamedTuple):
     amount: Amount
     mode: str = "network"  # or "pixel": blend the members' outputs (the paper's baseline)
     mask: bytes | None = None  # one byte per pixel of crop: where the engine may change
-    strength_map: bytes | None = None  # one byte per pixel: the strength, pixel by pixel
+    # One byte per pixel: the strength, pixel by pixel; or protocol.AUTO: the backend's map.
+    strength_map: bytes | str | None = None
     preview: bool = False
     tile: int | None = None  # None: the backend picks one
 
@@ -80,10 +82,12 @@ class JobSpec(NamedTuple):
     def result_name(self) -> str:
         """'DNI Denoise 40%' or 'DNI Stylize 20/50/30'; a pixel blend says so."""
         if self.strength_map is not None:
-            amount = "map"
+            amount = "auto map" if self.strength_map == P.AUTO else "map"
+        elif self.amount.strength == P.AUTO:
+            amount = "auto"
         elif self.amount.weights is not None:
             amount = "/".join(str(int(round(w * 100))) for w in self.amount.weights)
         else:
-            amount = f"{int(round((self.amount.strength or 0.0) * 100))}%"
+            amount = f"{int(round(float(self.amount.strength or 0.0) * 100))}%"
         suffix = " (pixel blend)" if self.mode == "pixel" else ""
         return f"DNI {self.family.title} {amount}{suffix}"

@@ -4,9 +4,10 @@ Written once, used on both sides of the wire: the engine (`dni.weighting` adapts
 errors) and the editors' dialogs import these functions, so a slider, a preset, a script
 and the backend can never disagree about what "40 %" means. Pure Python 3.8+.
 
-Convention: members are ordered by position; weights w_i >= 0 with sum 1 are given in that
-order. A strength s in [0, 1] is a point on the family's axis (0 = first member, 1 = last)
-and maps piecewise-linearly onto the two neighbouring members, so with two members
+Convention: members are ordered by position (rising, or falling where the manifest's axis
+says `descending`); weights w_i >= 0 with sum 1 are given in that order. A strength s in
+[0, 1] is a point on the family's axis (0 = first member, 1 = last) and maps
+piecewise-linearly onto the two neighbouring members, so with two members
 theta = (1 - s) * theta_first + s * theta_last (ESRGAN's net_interp.py; the paper writes
 the same with alpha = 1 - s).
 """
@@ -68,15 +69,29 @@ def validate_weights(weights: Sequence[Any], count: int) -> tuple[float, ...]:
 
 
 def normalised_positions(positions: Sequence[float]) -> list[float]:
-    """Member positions mapped onto [0, 1] (the strength axis)."""
-    lo, hi = min(positions), max(positions)
-    if hi == lo:
+    """Member positions mapped onto [0, 1] (the strength axis): the first member is 0, the
+    last 1. Positions may rise or fall along the members (a family whose strongest member
+    has the lowest position, as JPEG quality, lists them falling), but monotonically."""
+    first, last = positions[0], positions[-1]
+    steps = [positions[i + 1] - positions[i] for i in range(len(positions) - 1)]
+    if not steps or not (all(d > 0 for d in steps) or all(d < 0 for d in steps)):
+        raise MixError("the members' positions must all rise or all fall, in member order")
+    return [(p - first) / (last - first) for p in positions]
+
+
+def position_to_strength(position: float, positions: Sequence[float]) -> float:
+    """The strength whose blend sits at `position` on the members' axis (the members are
+    at their positions, e.g. the noise sigma each was trained at), clamped to the ends:
+    `strength_to_weights` then blends the two members either side of it. Works for
+    falling positions too (strength 0 is always the first member)."""
+    first, last = positions[0], positions[-1]
+    if first == last:
         raise MixError("the members' positions must differ")
-    return [(p - lo) / (hi - lo) for p in positions]
+    return clamp_unit((_number(position, "an axis position") - first) / (last - first))
 
 
 def strength_to_weights(strength: Any, positions: Sequence[float]) -> tuple[float, ...]:
-    """Weights for a strength on the axis through the sorted member positions."""
+    """Weights for a strength on the axis through the member positions, in order."""
     s = validate_strength(strength)
     stops = normalised_positions(positions)
     weights = [0.0] * len(stops)

@@ -32,7 +32,9 @@ OP_RUN = "run"
 OP_CANCEL = "cancel"
 OP_PING = "ping"
 OP_STATS = "stats"
-OPS = (OP_HELLO, OP_FAMILIES, OP_RUN, OP_CANCEL, OP_PING, OP_STATS)
+OP_CATALOGUE = "catalogue"  # the families the backend can download
+OP_INSTALL = "install"      # download one: progress events, then `installed` or an error
+OPS = (OP_HELLO, OP_FAMILIES, OP_RUN, OP_CANCEL, OP_PING, OP_STATS, OP_CATALOGUE, OP_INSTALL)
 
 # Server -> client kinds. Every request gets exactly one terminal reply; a run gets any
 # number of `progress` events first.
@@ -44,8 +46,10 @@ KIND_ERROR = "error"
 KIND_CANCEL_ACK = "cancel_ack"
 KIND_PONG = "pong"
 KIND_STATS = "stats"
+KIND_CATALOGUE = "catalogue"
+KIND_INSTALLED = "installed"
 TERMINAL_KINDS = (KIND_HELLO, KIND_FAMILIES, KIND_RESULT, KIND_ERROR, KIND_CANCEL_ACK,
-                  KIND_PONG, KIND_STATS)
+                  KIND_PONG, KIND_STATS, KIND_CATALOGUE, KIND_INSTALLED)
 
 # Names of the optional data frames of a `run`, in the order they may appear.
 FRAME_PIXELS = "pixels"
@@ -54,6 +58,11 @@ FRAME_STRENGTH_MAP = "strength_map"
 RUN_FRAMES = (FRAME_PIXELS, FRAME_MASK, FRAME_STRENGTH_MAP)
 
 MODES = ("network", "pixel")
+
+# A run's "strength" (or "strength_map", instead of its frame) set to this: the server reads
+# the strength off the pixels, for families whose axis says what it measures; the result
+# header's "auto" says what it found (docs/protocol.md).
+AUTO = "auto"
 
 # Error codes. The engine's own codes (dni.errors) pass through unchanged.
 ERROR_CODES = {

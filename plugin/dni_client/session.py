@@ -115,6 +115,7 @@ class Session:
         self._backend_factory = backend_factory
         self._detached = detached_backend
         self._jobs: dict[str, JobHandle] = {}
+        self._installs: dict[str, Callable[[Event], None]] = {}  # install id -> listener
         self._waiting: list[JobHandle] = []  # full-size jobs sent once connected
         self._greeting: Greeting | None = None  # a probe of the endpoint in flight
         self._last_greeting = -GREET_EVERY_S
@@ -317,6 +318,9 @@ class Session:
             self._dispatch(event)
 
     def _dispatch(self, event: Event) -> None:
+        if event.job_id in self._installs:
+            self._install_event(event)
+            return
         handle = self._jobs.get(event.job_id)
         if handle is None:
             return  # a superseded preview nobody waits for
@@ -339,7 +343,49 @@ class Session:
                     self.current = None
                 self.job_changed.emit(handle)
 
+    # -- getting families (the catalogue) ---------------------------------------------------
+
+    def catalogue(self) -> list[dict[str, Any]]:
+        """The families the backend can download; BackendError if it cannot say."""
+        if not self.step() or self.client is None:
+            raise BackendError(self.message)
+        try:
+            return self.client.catalogue()
+        except ClientError as exc:
+            raise BackendError(f"Could not read the catalogue: {exc}") from None
+
+    def install(self, family: str, on_event: Callable[[Event], None]) -> str:
+        """Start installing a catalogue family; its events (progress, then "installed" or
+        "error") go to on_event from tick(). The family list is refreshed once installed."""
+        if not self.step() or self.client is None:
+            raise BackendError(self.message)
+        try:
+            install_id = self.client.install(family)
+        except ClientError as exc:
+            raise BackendError(f"Could not start the download: {exc}") from None
+        self._installs[install_id] = on_event
+        return install_id
+
+    def cancel_install(self, install_id: str) -> None:
+        if self.client is not None and install_id in self._installs:
+            self.client.cancel(install_id)
+
+    def _install_event(self, event: Event) -> None:
+        listener = self._installs[event.job_id]
+        if event.kind != "progress":
+            del self._installs[event.job_id]
+        if event.kind == "installed" and self.client is not None:
+            try:
+                self.families = [FamilyInfo.from_dict(f) for f in self.client.families()]
+            except ClientError as exc:
+                log.warning("DNI: could not refresh the family list: %s", exc)
+            self.state_changed.emit()
+        listener(event)
+
     def _fail_all(self, code: str, detail: str) -> None:
+        installs, self._installs = self._installs, {}
+        for install_id, listener in installs.items():
+            listener(Event("error", install_id, {"code": code, "message": detail}))
         handles, self._jobs = self._jobs, {}
         for handle in handles.values():
             self._deliver(handle, Event("error", handle.id, {"code": code, "message": detail}))

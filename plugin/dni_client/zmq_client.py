@@ -63,6 +63,20 @@ def _load_client_keys(folder: str):
     return public, secret
 
 
+def _data_frames(pixels: Any, mask: Any, strength_map: Any, area: int
+                 ) -> tuple[list[str], list[Any]]:
+    """A run's data frames and their names: the pixels, then the planes that are given."""
+    frames = [pixels]
+    names = [P.FRAME_PIXELS]
+    for name, plane in ((P.FRAME_MASK, mask), (P.FRAME_STRENGTH_MAP, strength_map)):
+        if plane is not None:
+            if _byte_length(plane) != area:
+                raise ClientError(f"{name}: needs {area} bytes (one per pixel)")
+            frames.append(plane)
+            names.append(name)
+    return names, frames
+
+
 def _byte_length(data: Any) -> int:
     with memoryview(data) as view:
         return view.nbytes
@@ -188,7 +202,8 @@ class ZmqClient(Client):
         kind = header.get("kind")
         job_id = header.get("id") if isinstance(header.get("id"), str) else ""
         job = self._jobs.get(job_id)
-        if kind in (P.KIND_PROGRESS, P.KIND_RESULT, P.KIND_ERROR) and job is not None:
+        if kind in (P.KIND_PROGRESS, P.KIND_RESULT, P.KIND_ERROR,
+                    P.KIND_INSTALLED) and job is not None:
             self._job_event(kind, job_id, job, header, body)
         elif kind == P.KIND_CANCEL_ACK:
             if job is not None and not header.get("found"):
@@ -325,6 +340,18 @@ class ZmqClient(Client):
     def families(self) -> list[dict[str, Any]]:
         return list(self._request({"op": P.OP_FAMILIES}, P.KIND_FAMILIES)["families"])
 
+    def catalogue(self) -> list[dict[str, Any]]:
+        return list(self._request({"op": P.OP_CATALOGUE}, P.KIND_CATALOGUE)["families"])
+
+    def install(self, family: str) -> str:
+        """Start an install; its events arrive through poll() like a job's."""
+        job_id = P.new_job_id()
+        if not self._jobs:
+            self._last_heard = time.monotonic()
+        self._send({"op": P.OP_INSTALL, "id": job_id, "family": family})
+        self._jobs[job_id] = _Job()
+        return job_id
+
     def stats(self) -> dict[str, Any]:
         """The server's queue and job counters (diagnostics)."""
         return self._request({"op": P.OP_STATS}, P.KIND_STATS)
@@ -344,14 +371,9 @@ class ZmqClient(Client):
         got = _byte_length(pixels)
         if got != need:
             raise ClientError(f"pixels: {got} bytes, but {width}x{height} {layout} needs {need}")
-        frames = [pixels]
-        names = [P.FRAME_PIXELS]
-        for name, plane in ((P.FRAME_MASK, mask), (P.FRAME_STRENGTH_MAP, strength_map)):
-            if plane is not None:
-                if _byte_length(plane) != width * height:
-                    raise ClientError(f"{name}: needs {width * height} bytes (one per pixel)")
-                frames.append(plane)
-                names.append(name)
+        auto_map = isinstance(strength_map, str) and strength_map == P.AUTO
+        names, frames = _data_frames(pixels, mask, None if auto_map else strength_map,
+                                     width * height)
         job_id = job_id or P.new_job_id()
         if not P.valid_job_id(job_id) or job_id in self._jobs:
             raise ClientError(f"job id {job_id!r} is not a valid id, or one still pending")
@@ -360,7 +382,9 @@ class ZmqClient(Client):
             "layout": layout, "mode": mode, "preview": bool(preview), "frames": names,
         }
         if strength is not None:
-            header["strength"] = strength
+            header["strength"] = strength  # a number, or P.AUTO
+        if auto_map:
+            header[P.FRAME_STRENGTH_MAP] = P.AUTO
         if weights is not None:
             header["weights"] = list(weights)
         if tile is not None:

@@ -241,14 +241,14 @@ def run_checks() -> None:
     deadline = time.monotonic() + 60
     while dialog.previews_shown < 1 and time.monotonic() < deadline:
         pump(0.05)
-    first = dialog.preview.pixmap().toImage()
+    first = dialog.preview.grab().toImage()
     shown = dialog.previews_shown
     dialog.set_strength(0.0)
     deadline = time.monotonic() + 60
     while (dialog.previews_shown <= shown or dialog.preview_strength != 0.0) \
             and time.monotonic() < deadline:
         pump(0.05)
-    second = dialog.preview.pixmap().toImage()
+    second = dialog.preview.grab().toImage()
     check("dialog_preview_follows_slider", dialog.previews_shown > shown
           and dialog.preview_strength == 0.0 and first != second,
           previews=dialog.previews_shown, spin=dialog.spin.value(),
@@ -314,6 +314,8 @@ def run_checks() -> None:
 
     pump(0.5)
     log("dialog done")
+    view_checks(dni_krita)
+    log("view checks done")
     if "replace" in CONF.get("skip", []):
         return
     # 8. "Replace" is undoable: new layer + removal of the old, both on the undo stack.
@@ -381,6 +383,188 @@ def run_checks() -> None:
     d.setModified(False)
     pump(0.5)
     log("kill done")
+
+
+# -- the preview where the artist looks ------------------------------------------------------
+
+def _red_centre(widget) -> tuple:
+    """Where a pure red patch shows in a widget's rendering (screen pixels)."""
+    img = widget.grab().toImage()
+    reds = [(x, y) for y in range(0, img.height(), 2) for x in range(0, img.width(), 2)
+            if img.pixelColor(x, y).red() > 200 and img.pixelColor(x, y).green() < 60]
+    if not reds:
+        return None
+    return (sum(p[0] for p in reds) / len(reds), sum(p[1] for p in reds) / len(reds))
+
+
+def _preview_of_zoomed_second_document(dni_krita) -> None:
+    """Two documents open, the second zoomed to 200 % and scrolled to a red mark: the
+    preview is centred on what that view shows (before: the first canvas found)."""
+    from dni_krita import canvas_view
+
+    app = Krita.instance()
+    first, _ = new_doc(2000, 1000, "first")
+    second, layer = new_doc(1600, 1200, "second")
+    layer.setPixelData(noisy_fill(1600, 1200, sigma=3.0), 0, 0, 1600, 1200)
+    layer.setPixelData(bytes([0, 0, 255, 255]) * 1600, 1200, 900, 40, 40)  # red, BGRA
+    second.refreshProjection()
+    second.waitForDone()
+    app.activeWindow().activeView().canvas().setZoomLevel(2.0)
+    pump(0.5)
+    second.setActiveNode(layer)
+    pump(0.2)
+    window = app.activeWindow()
+    controller = canvas_view._canvas_controller(window)
+    h, v = controller.horizontalScrollBar(), controller.verticalScrollBar()
+    per_pixel = (h.maximum() + h.minimum() + h.pageStep()) / 1600
+    h.setValue(int(1220 * per_pixel - h.pageStep() / 2))
+    v.setValue(int(920 * per_pixel - v.pageStep() / 2))
+    pump(0.5)
+    seen = canvas_view.visible_rect(second)
+    red = _red_centre(controller.viewport())
+    vp = controller.viewport()
+    # Krita's own rendering, mapped through the visible area: the mark's image position.
+    mapped = None if red is None or seen is None else (
+        seen.x + red[0] * seen.width / vp.width(), seen.y + red[1] * seen.height / vp.height())
+    dialog = dni_krita.open_dialog(family=CONF["denoise"])
+    log(f"dialog on layer {dialog.node.name()}")
+    crop = dialog.crop
+    centre = (crop.x + crop.width / 2, crop.y + crop.height / 2) if crop else None
+    check("preview_follows_active_view_of_zoomed_second_document",
+          mapped is not None and abs(mapped[0] - 1220) < 4 and abs(mapped[1] - 920) < 4
+          and centre is not None and abs(centre[0] - 1220) < 8 and abs(centre[1] - 920) < 8,
+          visible=list(seen) if seen else None, mark_on_screen=red, mark_mapped=mapped,
+          preview_crop=list(crop) if crop else None)
+    _canvas_preview_leaves_no_trace(dialog, second)
+    dialog.reject()
+    pump(0.3)
+    for d in (first, second):
+        d.setModified(False)
+
+
+def _canvas_preview_leaves_no_trace(dialog, doc) -> None:
+    from dni_krita import canvas_view
+
+    names = [n.name() for n in doc.rootNode().childNodes()]
+    history = canvas_view.undo_position(doc)
+    dialog.on_canvas.setChecked(True)
+    deadline = time.monotonic() + 60
+    while (dialog.canvas_preview is None or dialog.canvas_preview.updates < 1) \
+            and time.monotonic() < deadline:
+        pump(0.05)
+    preview = dialog.canvas_preview.layer if dialog.canvas_preview else None
+    shown = dialog.canvas_preview.shown if dialog.canvas_preview else None
+    during = [n.name() for n in doc.rootNode().childNodes()]
+    locked = preview is not None and preview.locked()
+    dialog.on_canvas.setChecked(False)
+    pump(0.5)
+    after = [n.name() for n in doc.rootNode().childNodes()]
+    # The history is where it was (its current step); the undone "Add Layer" stays only
+    # as a redo step, which the next action drops.
+    now = canvas_view.undo_position(doc)
+    check("canvas_preview_on_off_leaves_no_layer",
+          during == names + ["DNI preview"] and locked and after == names
+          and history is not None and now is not None and now[1] == history[1],
+          before=names, during=during, after=after, area=list(shown) if shown else None,
+          history_before=history, history_after=canvas_view.undo_position(doc))
+
+
+def _depth_fill(depth: str, width: int, height: int) -> bytes:
+    pattern = noisy_fill(64, 1, sigma=20.0)  # 64 BGRA pixels, repeated
+    if depth == "U8":
+        row = pattern * (width // 64)
+    elif depth == "U16":
+        row = b"".join(bytes([0, b]) for b in pattern) * (width // 64)
+    else:
+        rgba = [pattern[i + o] / 255 for i in range(0, len(pattern), 4) for o in (2, 1, 0, 3)]
+        row = struct.pack(f"<{len(rgba)}{'e' if depth == 'F16' else 'f'}", *rgba) \
+            * (width // 64)
+    return row * height
+
+
+def _longest_stall_while(condition, seconds: float) -> float:
+    """Run the event loop until `condition()`; the longest gap between two ticks of a
+    2 ms timer, in ms: how long Krita's GUI thread was stuck at a time."""
+    from PyQt5.QtCore import QTimer
+
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(2)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    end = time.monotonic() + seconds
+    while not condition() and time.monotonic() < end:
+        QCoreApplication.processEvents()
+        time.sleep(0.001)
+    timer.stop()
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    return round(max(gaps) * 1000, 1) if gaps else -1.0
+
+
+class _Slowest:
+    """Wraps the plugin's GUI-thread handlers and keeps the longest call of each (ms)."""
+
+    def __init__(self, owners: list) -> None:
+        self.longest: dict = {}
+        for owner, name in owners:
+            setattr(owner, name, self._timed(name, getattr(owner, name)))
+
+    def _timed(self, name: str, function):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                ms = (time.perf_counter() - t0) * 1000
+                self.longest[name] = round(max(self.longest.get(name, 0.0), ms), 1)
+        return timed
+
+
+def _preview_freeze_per_depth(dni_krita) -> None:
+    """A 512² preview at every depth: the slider moves, the preview arrives, and Krita's
+    GUI thread is never stuck for long (a float crop froze it 0.25-0.34 s before). Two
+    numbers: the longest call of the plugin's own GUI-thread handlers (what the plugin
+    costs) and the longest gap of a 2 ms timer (anything, the machine's load included)."""
+    session = dni_krita.session()
+    stalls = {}
+    for depth in ("U8", "U16", "F16", "F32"):
+        doc, layer = new_doc(1024, 1024, f"freeze-{depth}", depth)
+        layer.setPixelData(_depth_fill(depth, 1024, 1024), 0, 0, 1024, 1024)
+        doc.refreshProjection()
+        doc.waitForDone()
+        pump(0.3)
+        doc.setActiveNode(layer)
+        pump(0.2)
+        dialog = dni_krita.open_dialog(family=CONF["denoise"])
+        dialog.area = None
+        dialog.preview.setFixedSize(512, 512)
+        dialog._read_preview_source()
+        deadline = time.monotonic() + 60
+        while dialog.previews_shown < 1 and time.monotonic() < deadline:
+            pump(0.05)
+        slowest = _Slowest([(session, "tick"), (dialog.previews, "run"),
+                            (dialog.converter, "_step"), (dialog.preview, "paintEvent")])
+        gaps = []
+        for strength in (0.1, 0.9, 0.4):
+            shown = dialog.previews_shown
+            dialog.set_strength(strength)
+            gaps.append(_longest_stall_while(
+                lambda s=shown, d=dialog: d.previews_shown > s, 60))
+        stalls[depth] = {"crop": list(dialog.crop), "handlers_ms": slowest.longest,
+                         "longest_timer_gap_ms": max(gaps)}
+        del session.tick  # the class's own method again
+        dialog.reject()
+        doc.setModified(False)
+        doc.close()
+        pump(0.2)
+    results["preview_stalls"] = stalls
+    check("preview_every_depth_without_long_freeze",
+          all(max(v["handlers_ms"].values()) < 50 for v in stalls.values()), **stalls)
+
+
+def view_checks(dni_krita) -> None:
+    _preview_of_zoomed_second_document(dni_krita)
+    _preview_freeze_per_depth(dni_krita)
 
 
 def finish() -> None:

@@ -163,9 +163,9 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
     start = time.monotonic()
     for _attempt in range(2):  # xvfb-run -a can lose a race for a display number
         proc = subprocess.run(
-            ["timeout", "170", "xvfb-run", "-a", "-s", "-screen 0 1920x1080x24", "krita",
+            ["timeout", "280", "xvfb-run", "-a", "-s", "-screen 0 1920x1080x24", "krita",
              "--nosplash"], env=_clean_env(home, out, conf), capture_output=True, text=True,
-            timeout=180)
+            timeout=290)
         if "Xvfb failed to start" not in proc.stderr:
             break
     elapsed = time.monotonic() - start
@@ -191,7 +191,10 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
                 "backend_gone_mid_job_reported", "backend_restarted_after_death",
                 "dialog_apply_adds_a_layer", "dialog_mixer_keeps_weights_convex",
                 "docker_rerun_replaces_last_result", "cancel_leaves_document_unchanged",
-                "filter_menu_lists_other_families"}
+                "filter_menu_lists_other_families",
+                "preview_follows_active_view_of_zoomed_second_document",
+                "canvas_preview_on_off_leaves_no_layer",
+                "preview_every_depth_without_long_freeze"}
     assert expected <= set(results["checks"]), sorted(expected - set(results["checks"]))
     assert proc.returncode == 0, f"Krita exit {proc.returncode} (file_quit should give 0)"
 
@@ -210,4 +213,4 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
     print(f"krita e2e: {elapsed:.0f} s; " + "; ".join(
         f"{k}={ {x: y for x, y in v.items() if x != 'ok'} }" for k, v in
         results["checks"].items()))
-    assert elapsed < 180
+    assert elapsed < 290

@@ -30,6 +30,7 @@ class EngineClient(Client):
         self.closed = False
         self.submitted: list[dict[str, Any]] = []
         self.lost_now: list[str] = []  # jobs to report lost at the next poll, alone
+        self.installs: dict[str, str] = {}  # install id -> family, run at the next poll
         self._n = 0
         EngineClient.instances.append(self)
 
@@ -56,6 +57,47 @@ class EngineClient(Client):
     def cancel(self, job_id: str) -> None:
         self.cancelled.append(job_id)
 
+    def catalogue(self) -> list[dict[str, Any]]:
+        """The real catalogue (DNI_CATALOGUE in tests), installed = in the user folder."""
+        from dni import catalogue, install
+        from dni.registry import user_family_dir
+
+        return [dict(e.to_dict(), installed=install.installed(user_family_dir(), e.name))
+                for e in catalogue.load(catalogue.catalogue_path())]
+
+    def install(self, family: str) -> str:
+        self._n += 1
+        install_id = f"install{self._n}"
+        self.installs[install_id] = family
+        return install_id
+
+    def _run_install(self, install_id: str, family: str) -> list[Event]:
+        """The real download and install, in this process, with its events."""
+        from dni import catalogue, install
+        from dni.errors import DNIError
+
+        events: list[Event] = []
+        try:
+            entry = catalogue.find(catalogue.load(catalogue.catalogue_path()), family)
+            done = [0]
+
+            def progress(nbytes: int) -> None:
+                done[0] += nbytes
+                events.append(Event("progress", install_id, {
+                    "kind": "progress", "id": install_id, "stage": "downloading",
+                    "fraction": done[0] / entry.size}))
+
+            manifest = install.install(entry, progress=progress)
+            verdicts = [{"member": label, "median": median, "verdict": verdict}
+                        for label, median, verdict in install.correlation_verdicts(manifest)]
+            events.append(Event("installed", install_id, {
+                "kind": "installed", "id": install_id, "family": family,
+                "verdicts": verdicts}))
+        except DNIError as exc:
+            events.append(Event("error", install_id, {"kind": "error", "id": install_id,
+                                                      "code": exc.code, "message": str(exc)}))
+        return events
+
     def _run(self, job: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         assert self.engine is not None
         w, h = job["width"], job["height"]
@@ -77,6 +119,9 @@ class EngineClient(Client):
                                           "message": "no sign of this job for 20 s"})
                   for job_id in self.lost_now]
         self.lost_now = []
+        installs, self.installs = self.installs, {}
+        for install_id, family in installs.items():
+            events += self._run_install(install_id, family)
         for job_id in list(self.jobs):
             job = self.jobs[job_id]
             if job_id in self.cancelled:

@@ -223,6 +223,7 @@ class Document:
         self._root = Node(self, "root", "grouplayer")
         self._selection: Selection | None = None
         self._active: Node | None = None
+        self._annotations: dict[str, tuple[str, bytes]] = {}  # not undoable (as in Krita)
         self.modified = False
         self.closed = False
 
@@ -270,6 +271,12 @@ class Document:
                 return node
             stack += node.childNodes()
         return None
+
+    def annotation(self, key: str) -> bytes:
+        return self._annotations.get(key, ("", b""))[1]
+
+    def setAnnotation(self, key: str, description: str, data: bytes) -> None:
+        self._annotations[key] = (description, bytes(data))
 
     def activeNode(self) -> Node | None:
         return self._active

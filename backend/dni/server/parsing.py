@@ -66,6 +66,11 @@ class PingRequest(Request):
 
 
 @dataclass(frozen=True)
+class InstallRequest(Request):
+    family: str = ""  # a catalogue name; the catalogue says whether it has it
+
+
+@dataclass(frozen=True)
 class RunRequest(Request):
     family: str
     width: int
@@ -79,6 +84,7 @@ class RunRequest(Request):
     mode: str = "network"
     preview: bool = False
     tile: int | None = None
+    auto: str | None = None  # "strength" or "strength_map": the server estimates it
 
 
 def parse_request(frames: Sequence[Any], limits: Limits, ops: Collection[str] = P.OPS,
@@ -150,6 +156,9 @@ def _parse_header(client: Client, header: dict[str, Any], data: Sequence[Any],
         return _parse_run(client, request_id, header, data, limits)
     if op == P.OP_PING:
         return PingRequest(client=client, op=op, id=request_id, jobs=_ping_jobs(header))
+    if op == P.OP_INSTALL:
+        return InstallRequest(client=client, op=op, id=request_id,
+                              family=P.get_str(header, "family", 64))
     return Request(client=client, op=op, id=request_id)
 
 
@@ -166,7 +175,8 @@ def _parse_run(client: Client, request_id: str, header: dict[str, Any], data: Se
     family = P.get_str(header, "family", 64)
     width, height = _image_size(header, limits)
     layout = P.canonical_layout(header.get("layout"))
-    strength = P.get_number(header, "strength")
+    auto = _auto(header)
+    strength = None if auto == "strength" else P.get_number(header, "strength")
     weights = _weights(header)
     mode = header.get("mode", "network")
     if mode not in P.MODES:
@@ -176,9 +186,24 @@ def _parse_run(client: Client, request_id: str, header: dict[str, Any], data: Se
         raise P.header_error("'preview' must be true or false")
     tile = P.get_int(header, "tile", 1, 1 << 16, required=False)
     frames = _data_frames(header, data, layout, width, height)
+    if auto == P.FRAME_STRENGTH_MAP and P.FRAME_STRENGTH_MAP in frames:
+        raise P.header_error("'strength_map' is 'auto' and a strength map frame was sent: "
+                             "send one or the other")
     return RunRequest(client=client, op=P.OP_RUN, id=request_id, family=family, width=width,
                       height=height, layout=layout, frames=frames, strength=strength,
-                      weights=weights, mode=mode, preview=preview, tile=tile)
+                      weights=weights, mode=mode, preview=preview, tile=tile, auto=auto)
+
+
+def _auto(header: dict[str, Any]) -> str | None:
+    """Which amount the server is to read off the pixels: "strength", "strength_map" or
+    neither. In the header a strength map can only be 'auto' (a real one is a frame)."""
+    if header.get(P.FRAME_STRENGTH_MAP, P.AUTO) != P.AUTO:
+        raise P.header_error(f"'strength_map' in the header can only be '{P.AUTO}'; a map "
+                             "is sent as a data frame")
+    asked = [name for name in ("strength", P.FRAME_STRENGTH_MAP) if header.get(name) == P.AUTO]
+    if len(asked) > 1:
+        raise P.header_error(f"'strength' and 'strength_map' cannot both be '{P.AUTO}'")
+    return asked[0] if asked else None
 
 
 def _image_size(header: dict[str, Any], limits: Limits) -> tuple[int, int]:

@@ -36,11 +36,13 @@ from .. import __version__
 from . import layouts
 from .counters import Counters
 from .failures import describe
+from .installs import Installs
 from .jobs import Cancel, Job, JobQueue
 from .limits import Limits
 from .outbox import Outbox
 from .parsing import (
     Client,
+    InstallRequest,
     PingRequest,
     Request,
     RequestError,
@@ -95,7 +97,8 @@ class Server:
         self.jobs = JobQueue(self.limits, self._stopping)
         self._ops: dict[str, Callable[[Request], None]] = {
             P.OP_HELLO: self._hello, P.OP_FAMILIES: self._families, P.OP_RUN: self._run,
-            P.OP_CANCEL: self._cancel, P.OP_PING: self._ping, P.OP_STATS: self._stats}
+            P.OP_CANCEL: self._cancel, P.OP_PING: self._ping, P.OP_STATS: self._stats,
+            P.OP_CATALOGUE: self._catalogue, P.OP_INSTALL: self._install}
 
         self._context = context or zmq.Context()
         self._own_context = context is None
@@ -108,6 +111,7 @@ class Server:
             raise
         self.endpoints = self._router.endpoints
         self._outbox = Outbox(self._context)
+        self._installs = Installs(self._outbox, self.instance)
         self._memory = _FreedMemory()
         self._threads: list[threading.Thread] = []
 
@@ -145,6 +149,7 @@ class Server:
         self._stopping.set()  # only an Event: this runs in signal handlers
 
     def _shutdown(self) -> None:
+        self._installs.stop()
         for job in self.jobs.close():
             self._send_error(job.client, job.id, "shutting_down", "the server is stopping")
         for thread in self._threads:
@@ -242,11 +247,14 @@ class Server:
         latest progress again, so a client can tell a long tile from a lost job."""
         for job in self.jobs.quiet(P.ALIVE_INTERVAL_S):
             self._send(job.client, job.alive(), droppable=True)
+        for install in self._installs.quiet(P.ALIVE_INTERVAL_S):
+            self._send(install.client, install.alive(), droppable=True)
 
     def _peer_lost(self, client: Client, delivery: Delivery) -> None:
         """The client's connection closed (GONE), or it stopped reading and was cut off:
         either way nobody will read its jobs' results."""
         dropped = self.jobs.drop_client(client)
+        self._installs.drop_client(client)
         if delivery is Delivery.CUT_OFF:
             self.counters.add("slow_clients")
             self.counters.add("slow_dropped", dropped)
@@ -259,7 +267,7 @@ class Server:
 
     def _hello(self, request: Request) -> None:
         self._reply(request, {
-            "kind": P.KIND_HELLO, "protocol": P.PROTOCOL_VERSION,
+            "kind": P.KIND_HELLO, "protocol": P.PROTOCOL_VERSION, "version": __version__,
             "server": f"dni {__version__}", "worker": self.name, "devices": self.devices,
             "families": self._engines[0].families(), "layouts": layouts.names(),
             "layout_aliases": dict(P.LAYOUT_ALIASES), "ops": list(self._ops),
@@ -274,9 +282,10 @@ class Server:
 
     def _ping(self, request: Request) -> None:
         assert isinstance(request, PingRequest)  # the parser makes one for every ping
+        jobs = self.jobs.known(request.client, request.jobs)
+        jobs.update(self._installs.known(request.client, request.jobs))
         self._reply(request, {"kind": P.KIND_PONG, "instance": self.instance,
-                              "direct": request.direct,
-                              "jobs": self.jobs.known(request.client, request.jobs)})
+                              "direct": request.direct, "jobs": jobs})
 
     def _stats(self, request: Request) -> None:
         queued, running, queued_bytes = self.jobs.counts()
@@ -292,7 +301,22 @@ class Server:
                 return int(info.get("scale", 1))
         return 1
 
+    def _catalogue(self, request: Request) -> None:
+        from .. import catalogue
+
+        entries = catalogue.load(catalogue.catalogue_path())
+        have = {info.get("name") for info in self._engines[0].families()}
+        self._reply(request, {"kind": P.KIND_CATALOGUE, "families": [
+            dict(entry.to_dict(), installed=entry.name in have) for entry in entries]})
+
+    def _install(self, request: Request) -> None:
+        assert isinstance(request, InstallRequest)  # the parser makes one for every install
+        self._installs.start(request)
+
     def _cancel(self, request: Request) -> None:
+        if self._installs.cancel((request.client, request.id)):
+            self._reply(request, {"kind": P.KIND_CANCEL_ACK, "found": True})
+            return
         outcome = self.jobs.cancel((request.client, request.id))
         if outcome is Cancel.UNQUEUED:
             self.counters.add("cancelled")

@@ -33,6 +33,8 @@ class Engine(Protocol):
 
     def run(self, family: str, image: np.ndarray, **options: Any) -> np.ndarray: ...
 
+    def estimate(self, family: str, image: np.ndarray, per_region: bool = False) -> Any: ...
+
 
 class Worker:
     def __init__(self, engine: Engine, jobs: JobQueue, outbox: Outbox, counters: Counters,
@@ -62,9 +64,9 @@ class Worker:
         frames: Sequence[Any] = ()
         try:
             progress(0.0, "started")
-            payload = self._compute(job, progress)
+            payload, found = self._compute(job, progress)
             frames = [payload]
-            header = {"kind": P.KIND_RESULT, "width": int(payload.shape[1]),
+            header = {**found, "kind": P.KIND_RESULT, "width": int(payload.shape[1]),
                       "height": int(payload.shape[0]), "layout": job.request.layout,
                       "seconds": round(time.perf_counter() - started, 4),
                       "device": str(self.engine.device), "worker": self._server_name}
@@ -76,23 +78,32 @@ class Worker:
         header["id"] = job.id
         post(Outgoing(job, header, frames, terminal=True))
 
-    def _compute(self, job: Job, progress: Callable[[float, str], None]) -> np.ndarray:
-        """Decode the frames, run the engine, encode the result in the request's layout."""
+    def _compute(self, job: Job, progress: Callable[[float, str], None]
+                 ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Decode the frames, run the engine, encode the result in the request's layout;
+        with it, the result header's "auto" when the strength was read off the pixels."""
         request = job.request
         size = request.width, request.height
         image = layouts.to_array(memoryview(request.frames[P.FRAME_PIXELS]), *size,
                                  request.layout)
         planes = {name: layouts.plane_to_array(memoryview(request.frames[name]), *size, name)
                   for name in (P.FRAME_MASK, P.FRAME_STRENGTH_MAP) if name in request.frames}
+        strength, smap, found = request.strength, planes.get(P.FRAME_STRENGTH_MAP), {}
+        if request.auto is not None:
+            by_map = request.auto == P.FRAME_STRENGTH_MAP
+            estimate = self.engine.estimate(request.family, image, per_region=by_map)
+            strength, smap = (None, estimate.strength_map) if by_map else \
+                (estimate.strength, smap)
+            found = {"auto": estimate.to_json()}
         out = self.engine.run(
-            request.family, image, strength=request.strength, weights=request.weights,
-            mask=planes.get(P.FRAME_MASK), strength_map=planes.get(P.FRAME_STRENGTH_MAP),
+            request.family, image, strength=strength, weights=request.weights,
+            mask=planes.get(P.FRAME_MASK), strength_map=smap,
             mode=request.mode, tile=request.tile, progress=progress,
             cancelled=job.cancel.is_set,
             # previews: the device's fastest reduced precision (bf16 on CPUs that have it
             # is ~5x quicker, within a few levels of 255)
             precision="fast" if request.preview else None)
-        return layouts.from_array(out, request.layout)
+        return layouts.from_array(out, request.layout), found
 
     def _failure(self, job: Job, exc: Exception) -> dict[str, Any]:
         failure = describe(exc)

@@ -13,10 +13,13 @@ call the same procedures with arguments (see docs/gimp.md):
                       over strength
     preset    string  a preset name (the family's or the user's); wins over both
     pixel-blend bool  blend the members' outputs instead of their weights
+    auto-map  bool    strength per region, read off the image's own noise (families
+                      whose slider is a noise level); strength and weights are ignored
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -66,6 +69,9 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
     procedure.add_boolean_argument(
         "pixel-blend", "Blend _pixels", "Blend the members' outputs instead of their "
         "weights (for comparison)", False, RW)
+    procedure.add_boolean_argument(
+        "auto-map", "_Auto map", "Strength per region, read off the image's own noise "
+        "(families whose slider is a noise level)", False, RW)
 
 
 def _run(procedure: Gimp.Procedure, entry: Filter, interactive: bool, image: Gimp.Image,
@@ -83,14 +89,17 @@ def _run(procedure: Gimp.Procedure, entry: Filter, interactive: bool, image: Gim
 
             progress.end()
             progress = None
-            if not dni_gimp_dialog.run_dialog(config, entry, session.families, settings):
+            estimate = functools.partial(dni_gimp.estimate_strength, image, drawables,
+                                         session)  # the dialog's Auto button
+            if not dni_gimp_dialog.run_dialog(config, entry, session.families, settings,
+                                              estimate=estimate):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
             progress = dni_gimp.Progress(f"DNI {entry.title}...")
         family, amount = dni_gimp.options_from_config(config.get_property, entry,
                                                       session.families, settings)
         dni_gimp.apply(image, drawables, session, family, amount,
                        mode="pixel" if config.get_property("pixel-blend") else "network",
-                       progress=progress)
+                       progress=progress, auto_map=bool(config.get_property("auto-map")))
     finally:
         if progress is not None:
             progress.end()

@@ -21,7 +21,7 @@ import zmq  # noqa: F401  (missing pyzmq: the entry point explains what to do)
 from dni_gimp_paths import HERE, INSTALLER
 from gi.repository import Gegl, Gimp
 
-from dni_client import filters, launcher
+from dni_client import auto, filters, launcher
 from dni_client import pixels as px
 from dni_client.errors import FilterError, MixError
 from dni_client.families import FamilyInfo, family_named
@@ -34,6 +34,7 @@ from dni_client.session import Session
 from dni_client.settings import BACKEND_RECORD, BackendSettings, read_json
 
 ENDPOINT_ENV = "DNI_GIMP_ENDPOINT"  # tests and scripts
+ESTIMATE_SIDE = 512  # px: the Auto button measures at most this square of the layer
 
 
 class CallingError(FilterError):
@@ -173,7 +174,9 @@ class GimpJob(NamedTuple):
 
 def prepare(image: Any, drawables: Sequence[Any], family: FamilyInfo, amount: Amount, *,
             mode: str = "network", padding: int = DEFAULT_PADDING,
-            tile: int | None = None) -> GimpJob:
+            tile: int | None = None, auto_map: bool = False) -> GimpJob:
+    """The job for the selected part of the layer; `auto_map`: the backend reads a
+    strength map off the pixels (dni_client.auto) instead of using `amount`."""
     drawable = check_target(image, drawables)
     if mode not in ("network", "pixel"):
         raise CallingError(f"mode must be 'network' or 'pixel', not {mode!r}")
@@ -181,6 +184,8 @@ def prepare(image: Any, drawables: Sequence[Any], family: FamilyInfo, amount: Am
     fmt = pixel_format(image)
     spec = JobSpec(family, crop, fmt, read_pixels(drawable, crop, fmt), amount, mode,
                    tile=tile)
+    if auto_map:
+        spec = auto.auto_spec(spec, per_region=True)
     return GimpJob(image, drawable, spec, core,
                    (int(image.get_width()), int(image.get_height())))
 
@@ -248,12 +253,29 @@ def write_result(job: GimpJob, data: bytes) -> Rect:
 
 def apply(image: Any, drawables: Sequence[Any], session: Session, family: FamilyInfo,
           amount: Amount, *, mode: str = "network", progress: Progress | None = None,
-          tile: int | None = None, should_cancel: Callable[[], bool] | None = None) -> Rect:
+          tile: int | None = None, should_cancel: Callable[[], bool] | None = None,
+          auto_map: bool = False) -> Rect:
     """Filter the selected part of the layer: read, run, check, write (undoable).
     `should_cancel` is asked at every progress report (scripts; in GIMP's UI the
     progress bar's Cancel ends the plug-in process instead)."""
-    job = prepare(image, drawables, family, amount, mode=mode, tile=tile)
+    job = prepare(image, drawables, family, amount, mode=mode, tile=tile, auto_map=auto_map)
     return write_result(job, run_job(session, job, progress, should_cancel))
+
+
+def estimate_strength(image: Any, drawables: Sequence[Any], session: Session,
+                      family: FamilyInfo) -> tuple[float, str]:
+    """The Auto button: (strength, what the backend found) for the centre of the area
+    the filter would change, at most ESTIMATE_SIDE px square (the backend denoises it
+    to answer, so a whole large layer would keep the dialog waiting)."""
+    auto.check_family(family)
+    drawable = check_target(image, drawables)
+    _core, crop = target_area(drawable, 0)
+    side_w, side_h = min(crop.width, ESTIMATE_SIDE), min(crop.height, ESTIMATE_SIDE)
+    centre = Rect(crop.x + (crop.width - side_w) // 2, crop.y + (crop.height - side_h) // 2,
+                  side_w, side_h)
+    fmt = pixel_format(image)
+    spec = JobSpec(family, centre, fmt, read_pixels(drawable, centre, fmt), Amount(0.5, None))
+    return auto.estimate_strength(session, spec)
 
 
 def options_from_config(get: Callable[[str], Any], entry: filters.Filter,

@@ -8,6 +8,7 @@ into its config, so an interactive run and a script run the same code afterwards
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gi
@@ -24,6 +25,9 @@ from dni_client.presets import PresetStore  # noqa: E402
 from dni_client.settings import BackendSettings  # noqa: E402
 
 _CUSTOM = "(custom)"
+
+# The Auto button's question to the backend: (strength, what it found) for a family.
+Estimate = Callable[[FamilyInfo], "tuple[float, str]"]
 
 
 def _slider(value: float, on_change: Any) -> tuple[Gtk.Widget, Gtk.Adjustment]:
@@ -44,8 +48,9 @@ def _slider(value: float, on_change: Any) -> tuple[Gtk.Widget, Gtk.Adjustment]:
 
 class FilterDialog:
     def __init__(self, config: Any, entry: filters.Filter, families: list[FamilyInfo],
-                 store: PresetStore) -> None:
+                 store: PresetStore, estimate: Estimate | None = None) -> None:
         self.config = config
+        self.estimate = estimate
         self.entry = entry
         self.store = store
         self.families = filters.families_for(entry, families) or list(families)
@@ -92,6 +97,14 @@ class FilterDialog:
         self.strength_spin = strength_box.get_children()[-1]
         grid.attach(Gtk.Label(label="Strength:", xalign=0), 0, 4, 1, 1)
         grid.attach(strength_box, 1, 4, 2, 1)
+        # Auto: the backend reads the strength off the layer (dni_client.auto).
+        self.auto_button = Gtk.Button(label="Auto")
+        self.auto_button.connect("clicked", self._auto_clicked)
+        grid.attach(self.auto_button, 3, 4, 1, 1)
+        self.auto_map = Gtk.CheckButton(
+            label="Strength per region, from the image's own noise (auto map)")
+        self.auto_map.set_active(bool(config.get_property("auto-map")))
+        grid.attach(self.auto_map, 0, 10, 3, 1)
         ends = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL)
         self.low_label = Gtk.Label(xalign=0)
         self.high_label = Gtk.Label(xalign=1)
@@ -136,6 +149,10 @@ class FilterDialog:
             self.mixer.attach(box, 1, i, 1, 1)
             self.weight_adjs.append(adj)
         self.mix_toggle.set_visible(self.state.can_mix)
+        self.auto_button.set_sensitive(fam.can_estimate and self.estimate is not None)
+        self.auto_map.set_sensitive(fam.can_estimate)
+        if not fam.can_estimate:
+            self.auto_map.set_active(False)
         self._fill_presets()
         self._sync()
 
@@ -194,6 +211,20 @@ class FilterDialog:
             self.state.set_strength(value)
             self._sync()
 
+    def _auto_clicked(self, _button: Any) -> None:
+        """Ask the backend which strength these pixels need; the slider moves there."""
+        if self.estimate is None:
+            return
+        self.message.set_text("Measuring the image…")
+        try:
+            strength, found = self.estimate(self.state.family)
+        except FilterError as exc:
+            self.message.set_text(str(exc))
+            return
+        self.state.set_strength(strength)
+        self._sync()
+        self.message.set_text(found)
+
     def _weight_moved(self, index: int, value: float) -> None:
         if not self._busy:
             self.state.set_weight(index, value)
@@ -240,6 +271,7 @@ class FilterDialog:
             self.config.set_property("weights", "")
             self.config.set_property("strength", float(amount.strength or 0.0))
         self.config.set_property("pixel-blend", self.pixel_blend.get_active())
+        self.config.set_property("auto-map", self.auto_map.get_active())
 
     def run(self) -> bool:
         self.dialog.show_all()
@@ -249,10 +281,12 @@ class FilterDialog:
 
 
 def run_dialog(config: Any, entry: filters.Filter, families: list[FamilyInfo],
-               settings: BackendSettings) -> bool:
-    """Show the dialog; True after OK (config updated), False after Cancel."""
+               settings: BackendSettings, estimate: Estimate | None = None) -> bool:
+    """Show the dialog; True after OK (config updated), False after Cancel. `estimate`
+    answers the Auto button (absent: the button is greyed out)."""
     GimpUi.init(entry.gimp_procedure)
-    view = FilterDialog(config, entry, families, PresetStore(settings.presets_path))
+    view = FilterDialog(config, entry, families, PresetStore(settings.presets_path),
+                        estimate)
     try:
         ok = view.run()
         if ok:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from dni_client import auto
 from dni_client import pixels as px
 from dni_client.errors import RequestError
 from dni_client.families import FamilyInfo
@@ -21,6 +22,7 @@ TARGET_REPLACE = "replace"
 SR_RESIZE = "resize"  # enlarge this image, result in a new layer
 SR_NEW_DOCUMENT = "new_document"
 MAP_SELECTION = "selection"
+MAP_AUTO = auto.AUTO  # the backend reads a strength map off the pixels (dni_client.auto)
 
 _LAYER_HINTS = {
     "grouplayer": "is a group. Select one of the paint layers inside it.",
@@ -157,24 +159,35 @@ def _area(doc: Any, node: Any, options: Options, crop: Rect | None) -> WorkArea:
                      sel_rect if use_selection else None, padding=options.padding)
 
 
+def _selection_over(doc: Any, area: WorkArea, whole: bool) -> bytes | None:
+    if not area.selected:
+        return None
+    c = area.crop
+    mask = bytes(doc.selection().pixelData(c.x, c.y, c.width, c.height))
+    if whole and px.mask_is_empty(mask):
+        raise RequestError("The selection is empty: nothing is selected inside the "
+                           "image. Select an area, or Select ▸ Deselect.")
+    return mask
+
+
 def prepare(doc: Any, node: Any, family: FamilyInfo, options: Options,
-            crop: Rect | None = None) -> KritaJob:
+            crop: Rect | None = None, *,
+            again: tuple[WorkArea, bytes | None] | None = None) -> KritaJob:
     """Read everything a job needs from the document (GUI thread). `crop` forces the
-    area (previews); otherwise the selection or the layer decides."""
+    area (previews); `again` is the area and selection of an earlier result being made
+    anew (a re-editable DNI layer); otherwise the selection or the layer decides."""
     fmt = check_layer(doc, node)
     amount = Amount(*family.check_amount(*options.amount[:2]), options.amount.preset)
     if options.strength_map is not None and amount.weights is not None:
         raise RequestError("A strength map varies the strength along the family's axis; "
                            "use it with the strength slider, not the mixer.")
     options = options._replace(amount=amount)
-    area = _area(doc, node, options, crop)
+    if again is not None:
+        area, mask = again
+    else:
+        area = _area(doc, node, options, crop)
+        mask = _selection_over(doc, area, whole=crop is None)
     c = area.crop
-    mask: bytes | None = None
-    if area.selected:
-        mask = bytes(doc.selection().pixelData(c.x, c.y, c.width, c.height))
-        if crop is None and px.mask_is_empty(mask):
-            raise RequestError("The selection is empty: nothing is selected inside the "
-                               "image. Select an area, or Select ▸ Deselect.")
     pixels = bytes(node.pixelData(c.x, c.y, c.width, c.height))
     px.check_bytes(pixels, c.width, c.height, fmt.bytes_per_pixel, "layer pixels")
     smap = None
@@ -211,22 +224,26 @@ def _copy_of(doc: Any, node: Any, name: str) -> Any:
     if not b.empty:
         layer.setPixelData(bytes(node.pixelData(b.x, b.y, b.width, b.height)), b.x, b.y,
                            b.width, b.height)
-    for getter, setter in _LOOK:
-        if hasattr(node, getter) and hasattr(layer, setter):
-            getattr(layer, setter)(getattr(node, getter)())
+    _copy_look(node, layer)
     return layer
 
 
-def _all_nodes(node: Any) -> Any:
+def _copy_look(node: Any, layer: Any) -> None:
+    for getter, setter in _LOOK:
+        if hasattr(node, getter) and hasattr(layer, setter):
+            getattr(layer, setter)(getattr(node, getter)())
+
+
+def all_nodes(node: Any) -> Any:
     yield node
     for child in node.childNodes():
-        yield from _all_nodes(child)
+        yield from all_nodes(child)
 
 
 def _unique_name(doc: Any, name: str) -> str:
     """'DNI Denoise 40%', or 'DNI Denoise 40% (2)' when that name is taken: the artist
     tells the results apart in the Layers docker."""
-    taken = {n.name() for n in _all_nodes(doc.rootNode())}
+    taken = {n.name() for n in all_nodes(doc.rootNode())}
     number = 2
     unique = name
     while unique in taken:
@@ -265,8 +282,10 @@ def result_pixels(job: KritaJob, width: int, height: int, layout: str, data: byt
     return data
 
 
-def apply_result(job: KritaJob, width: int, height: int, layout: str, data: bytes) -> Any:
+def apply_result(job: KritaJob, width: int, height: int, layout: str, data: bytes,
+                 in_place_of: Any = None) -> Any:
     """Put a finished job's pixels into the document; returns the new layer (GUI thread).
+    `in_place_of`: an earlier result made anew; the new layer takes its place and look.
 
     Checks everything before touching the document, so a bad answer changes nothing.
     """
@@ -286,6 +305,8 @@ def apply_result(job: KritaJob, width: int, height: int, layout: str, data: byte
         doc.scaleImage(w * job.scale, h * job.scale, int(doc.xRes()), int(doc.yRes()),
                        "Bicubic")
         doc.waitForDone()
+    if in_place_of is not None and node_alive(in_place_of):
+        return _instead_of(job, in_place_of, pixels, place)
     parent = node.parentNode()
     replace = job.options.target == TARGET_REPLACE
     name = _unique_name(doc, job.name)
@@ -299,6 +320,22 @@ def apply_result(job: KritaJob, width: int, height: int, layout: str, data: byte
     # The projection updates asynchronously: finish it before a script goes on (Krita
     # 5.1.5 crashed once, in the end-to-end test, when the selection was dropped right
     # after a result was added).
+    doc.waitForDone()
+    return layer
+
+
+def _instead_of(job: KritaJob, old: Any, pixels: bytes, place: Rect) -> Any:
+    """The new result where `old` was, with its look; then `old` goes (two undo steps:
+    libkis has no way to group them into one)."""
+    doc = job.doc
+    layer = new_paint_layer(doc, job.node, "DNI")  # named once the old one is gone
+    layer.setPixelData(pixels, place.x, place.y, place.width, place.height)
+    _copy_look(old, layer)
+    old.parentNode().addChildNode(layer, old)
+    old.remove()
+    layer.setName(_unique_name(doc, job.name))
+    doc.setActiveNode(layer)
+    doc.refreshProjection()
     doc.waitForDone()
     return layer
 

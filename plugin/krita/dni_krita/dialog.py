@@ -11,7 +11,7 @@ from typing import Any
 
 from krita import Krita
 
-from dni_client import filters, mixing
+from dni_client import auto, filters, mixing
 from dni_client.errors import FilterError, RequestError
 from dni_client.families import FamilyInfo
 from dni_client.geometry import Rect
@@ -177,8 +177,12 @@ class FilterDialog(QDialog):
         self.slider.valueChanged.connect(lambda v: self._strength_moved(v / SLIDER_STEPS))
         self.spin = _percent_spin()
         self.spin.valueChanged.connect(lambda v: self._strength_moved(v / 100.0))
+        # Auto: the backend reads the strength off the previewed pixels (dni_client.auto).
+        self.auto_button = QPushButton("Auto")
+        self.auto_button.setAutoDefault(False)
+        self.auto_button.clicked.connect(self._auto_strength)
         for column, widget in enumerate((self.low_label, self.slider, self.high_label,
-                                         self.spin)):
+                                         self.spin, self.auto_button)):
             grid.addWidget(widget, 0, column)
         # Every member's name where it sits on the slider: with three styles, 50 % is the
         # middle one, not a blend of the two ends.
@@ -244,6 +248,7 @@ class FilterDialog(QDialog):
             if node is not self.doc.rootNode() and node.type() == "paintlayer" \
                     and node.uniqueId() != self.node.uniqueId():
                 self.map_box.addItem(f"Layer: {node.name()}", node)
+        self.map_box.addItem("Auto (from the image's own noise)", core.MAP_AUTO)
         self.map_box.currentIndexChanged.connect(self._map_chosen)
         opts.addRow("Strength map (white = strongest):", self.map_box)
         self.target_box = QComboBox()
@@ -348,6 +353,7 @@ class FilterDialog(QDialog):
             + (f". Makes the image {family.scale}× larger." if family.scale > 1 else ""))
         self.sr_box.setVisible(family.scale > 1)
         self.sr_label.setVisible(family.scale > 1)
+        self.auto_button.setEnabled(family.can_estimate)
         # An enlarged result does not fit over the image it came from.
         self.on_canvas.setEnabled(family.scale == 1)
         if family.scale > 1:
@@ -419,6 +425,21 @@ class FilterDialog(QDialog):
         if not self._updating and self.state is not None:
             self.state.set_strength(value)
             self._sync()
+
+    def _auto_strength(self) -> None:
+        """Auto: a preview at the strength the backend reads off these pixels; the
+        slider moves there."""
+        try:
+            job = self._preview_job()
+            if job is not None:
+                auto.request_strength(self.session, job.spec, self._auto_found,
+                                      self.status.setText)
+        except FilterError as exc:
+            self.status.setText(str(exc))
+
+    def _auto_found(self, strength: float, text: str) -> None:
+        self.set_strength(strength)
+        self.status.setText(text)
 
     def _weight_moved(self, index: int, value: float) -> None:
         if not self._updating and self.state is not None:

@@ -11,6 +11,7 @@ from dni_client.errors import FilterError
 from dni_client.job import Amount
 from dni_client.session import STATE_ERROR
 
+from . import layer_records
 from .plugin import instance
 from .qt import (
     QDoubleSpinBox,
@@ -21,6 +22,7 @@ from .qt import (
     QPushButton,
     QSlider,
     Qt,
+    QTimer,
     QVBoxLayout,
     QWidget,
 )
@@ -44,6 +46,9 @@ class DNIDocker(DockWidget):
         self.settings_button.clicked.connect(self._open_settings)
         row.addWidget(self.connect_button)
         row.addWidget(self.settings_button)
+        self.get_button = QPushButton("Get more families…")
+        self.get_button.clicked.connect(self._get_families)
+        row.addWidget(self.get_button)
         layout.addLayout(row)
         self.last_label = QLabel("No filter run yet.")
         self.last_label.setWordWrap(True)
@@ -58,6 +63,13 @@ class DNIDocker(DockWidget):
         self._shown_run: Any = None
         self._showing = False  # the slider is being set from the last run, not by the user
         self._touched = False  # the user moved the slider since the last run was shown
+        self.selected: tuple[Any, Any, Any] | None = None  # (doc, DNI layer, its record)
+        # libkis has no "active layer changed" signal: look a few times a second.
+        self._watch = QTimer(self)
+        self._watch.setInterval(300)
+        self._watch.timeout.connect(self._watch_selection)
+        self._watch.start()
+        self.slider.sliderReleased.connect(self._released)
         plugin = instance()
         plugin.session.state_changed.connect(self.refresh)
         plugin.session.job_changed.connect(lambda _handle: self.refresh())
@@ -96,6 +108,50 @@ class DNIDocker(DockWidget):
     def canvasChanged(self, canvas: Any) -> None:  # noqa: N802 - Krita's name
         self.refresh()
 
+    def _active(self) -> tuple[Any, Any]:
+        from krita import Krita
+
+        doc = Krita.instance().activeDocument()
+        return doc, (doc.activeNode() if doc is not None else None)
+
+    def _watch_selection(self) -> None:
+        doc, node = self._active()
+        shown = self.selected[1] if self.selected is not None else None
+        same = (node is None and shown is None) or (
+            node is not None and shown is not None and node.uniqueId() == shown.uniqueId()
+            and node.name() == shown.name())
+        if not same:
+            self.show_selected(doc, node)
+
+    def show_selected(self, doc: Any, node: Any) -> None:
+        """A DNI layer selected in the Layers docker: its settings, ready to re-render."""
+        record = layer_records.record_of(doc, node) if doc is not None else None
+        self.selected = (doc, node, record) if record is not None else None
+        if record is None:
+            self._shown_run = None  # the last run's settings again
+            self.refresh()
+            return
+        try:
+            family = instance().session.family(record.family)
+            self.low.setText(family.labels[0])
+            self.high.setText(family.labels[-1])
+            strength = record.strength if record.strength is not None \
+                else family.strength_of(record.weights)
+        except FilterError:
+            strength = record.strength
+        self.last_label.setText(f"Selected: '{node.name()}'. Move the slider to render it "
+                                "again with another strength.")
+        self._showing = True
+        if strength is not None:
+            self.slider.setValue(int(round(strength * STEPS)))
+        self._showing = False
+        self._touched = False
+        self.refresh()
+
+    def _released(self) -> None:
+        if self.selected is not None and self._touched:
+            self.rerun()
+
     def refresh(self) -> None:
         plugin = instance()
         session = plugin.session
@@ -109,6 +165,11 @@ class DNIDocker(DockWidget):
         if running is not None:
             self.progress.setValue(int(running.fraction * 100))
         last = plugin.last_run
+        if self.selected is not None:
+            self.rerun_button.setText("Re-render the selected DNI layer")
+            self.rerun_button.setEnabled(running is None)
+            return
+        self.rerun_button.setText("Re-run (replaces the last result)")
         self.rerun_button.setEnabled(last is not None and running is None)
         if last is not None and last is not self._shown_run:
             self._show_run(last)
@@ -144,6 +205,11 @@ class DNIDocker(DockWidget):
         SettingsDialog.edit()
         self._connect()
 
+    def _get_families(self) -> None:
+        from .get_families import GetFamiliesDialog
+
+        self._get_dialog = GetFamiliesDialog.open_for(self)  # kept: a shown, unowned dialog
+
     def _cancel(self) -> None:
         session = instance().session
         if session.current is not None:
@@ -154,6 +220,9 @@ class DNIDocker(DockWidget):
         with exactly the last strength or mix; its previous result layer (if still there)
         is removed afterwards, undoably."""
         plugin = instance()
+        if self.selected is not None:
+            self._rerender()
+            return
         last = plugin.last_run
         if last is None or plugin.session.current is not None:
             return
@@ -174,6 +243,28 @@ class DNIDocker(DockWidget):
         try:
             family = plugin.session.family(last.family)
             plugin.start_job(last.doc, last.node, family, options, finished)
+        except FilterError as exc:
+            QMessageBox.warning(self, "DNI", str(exc))
+        self.refresh()
+
+    def _rerender(self) -> None:
+        """The selected DNI layer made again, in its place (its record says how)."""
+        plugin = instance()
+        assert self.selected is not None
+        doc, layer, _record = self.selected
+        if plugin.session.current is not None:
+            return
+        amount = Amount(self.slider.value() / STEPS, None) if self._touched else None
+
+        def finished(new: Any, error: str | None) -> None:
+            if error is not None:
+                if "Cancelled" not in error:
+                    QMessageBox.warning(self, "DNI", error)
+                return
+            self.show_selected(doc, new)
+
+        try:
+            plugin.rerender(doc, layer, amount, finished)
         except FilterError as exc:
             QMessageBox.warning(self, "DNI", str(exc))
         self.refresh()

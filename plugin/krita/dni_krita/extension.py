@@ -12,6 +12,7 @@ from .plugin import menu_entries
 from .qt import QApplication, QMenu, QMessageBox, QTimer
 
 SETTINGS_ACTION = "dni_settings"
+GET_FAMILIES_ACTION = "dni_get_families"
 
 
 class DNIExtension(Extension):
@@ -55,6 +56,9 @@ class DNIExtension(Extension):
         settings = window.createAction(SETTINGS_ACTION, "DNI Settings…", "filter")
         settings.triggered.connect(lambda _=False: self._settings())
         self._actions.append(settings)
+        get = window.createAction(GET_FAMILIES_ACTION, "Get more DNI families…", "filter")
+        get.triggered.connect(lambda _=False: self._get_families(window))
+        self._actions.append(get)
         QTimer.singleShot(0, self._organise_all)
 
     def _organise_all(self, *_: Any) -> None:
@@ -116,6 +120,12 @@ class DNIExtension(Extension):
             from .settings_dialog import SettingsDialog
 
             SettingsDialog.edit()
+
+    def _get_families(self, window: Any) -> None:
+        if not self._warn_problem():
+            from .get_families import GetFamiliesDialog
+
+            self._get_dialog = GetFamiliesDialog.open_for(window.qwindow())
 
 
 def register(app: Any, problem: str | None = None) -> None:

@@ -11,9 +11,11 @@ from dni_client import filters
 from dni_client.client import Result
 from dni_client.errors import FilterError
 from dni_client.families import FamilyInfo
+from dni_client.geometry import WorkArea
+from dni_client.job import Amount
 from dni_client.session import JobHandle, Session, Signal
 
-from . import core
+from . import core, layer_records
 from .settings import KritaSettings
 
 INSTALLER = "install_krita_plugin.py"
@@ -66,19 +68,17 @@ class Plugin:
             return list(self.session.families)
         return [FamilyInfo.from_dict(f) for f in self.settings.cached_families()]
 
-    def apply(self, job: core.KritaJob, result: Result) -> Any:
-        """A finished job's result into the document (FilterError if it cannot be)."""
+    def apply(self, job: core.KritaJob, result: Result, in_place_of: Any = None) -> Any:
+        """A finished job's result into the document (FilterError if it cannot be); the
+        new layer remembers how it was made (re-editable)."""
         layer = core.apply_result(job, result.width, result.height, result.layout,
-                                  result.pixels)
+                                  result.pixels, in_place_of=in_place_of)
+        layer_records.remember(job, layer)
         self.last_job = job
         return layer
 
-    def start_job(self, doc: Any, node: Any, family: FamilyInfo, options: core.Options,
-                  on_finished: Finished) -> JobHandle:
-        """Read the pixels now, run on the backend, apply when the answer arrives (GUI
-        thread). FilterError for problems found before anything was sent."""
-        job = core.prepare(doc, node, family, options)
-
+    def _submit(self, job: core.KritaJob, on_finished: Finished,
+                in_place_of: Any = None) -> JobHandle:
         def event(handle: JobHandle) -> None:
             if not handle.done:
                 return
@@ -86,19 +86,45 @@ class Plugin:
                 if handle.error is not None:
                     raise handle.error
                 assert handle.result is not None
-                layer = self.apply(job, handle.result)
+                layer = self.apply(job, handle.result, in_place_of)
             except FilterError as exc:
                 on_finished(None, str(exc))
                 return
-            if self.last_run is not None and self.last_run.node is node:
+            if self.last_run is not None and self.last_run.node is job.node:
                 self.last_run = self.last_run._replace(layer=layer)
                 self.last_run_changed.emit()
             on_finished(layer, None)
 
         handle = self.session.submit(job.spec, event)
-        self.last_run = LastRun(doc, node, family.name, job.options)
+        self.last_run = LastRun(job.doc, job.node, job.spec.family.name, job.options)
         self.last_run_changed.emit()
         return handle
+
+    def start_job(self, doc: Any, node: Any, family: FamilyInfo, options: core.Options,
+                  on_finished: Finished) -> JobHandle:
+        """Read the pixels now, run on the backend, apply when the answer arrives (GUI
+        thread). FilterError for problems found before anything was sent."""
+        return self._submit(core.prepare(doc, node, family, options), on_finished)
+
+    def rerender(self, doc: Any, layer: Any, amount: Amount | None,
+                 on_finished: Finished) -> JobHandle:
+        """Make a re-editable DNI layer again from its source (as it is now), over the
+        same area and selection, with `amount` (None: its own); the new layer takes its
+        place. FilterError when the layer has no record or its source is gone."""
+        record = layer_records.record_of(doc, layer)
+        if record is None:
+            raise FilterError(f"'{layer.name()}' was not made by DNI on this image, so "
+                              "there is nothing to re-render.")
+        source = layer_records.source_of(doc, record)
+        if source is None:
+            raise FilterError(f"The layer '{layer.name()}' was made from has been deleted; "
+                              "it cannot be re-rendered.")
+        amount = amount or Amount(record.strength, record.weights)
+        options = core.Options(amount=amount, mode=record.mode)
+        again: tuple[WorkArea, bytes | None] = (record.area, record.mask)
+        job = core.prepare(doc, source, self.session.family(record.family), options,
+                           again=again)
+        return self._submit(job, on_finished, in_place_of=layer)
 
     def shutdown(self) -> None:
         self.session.shutdown()

@@ -1,9 +1,11 @@
-"""When the dialog's preview runs: debounced after slider moves, one preview in flight, a
-newer one cancelling the older, and a late answer to an old preview ignored."""
+"""When a preview runs: at once when the slider moves and none is being computed; while
+one is, the newest settings wait and go as soon as it is back (changes in between are
+merged). So the preview follows a drag as fast as the backend answers, and the backend
+never works on settings the artist has already left. A late answer to an old preview is
+ignored."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,9 +18,6 @@ from .qt import QObject, QTimer
 if TYPE_CHECKING:
     Shown = Callable[[core.KritaJob, JobHandle], None]
 
-DEBOUNCE_MS = 250  # after the last change
-MAX_WAIT_MS = 1000  # at most, while the slider keeps moving
-
 
 class PreviewScheduler(QObject):
     def __init__(self, parent: QObject, session: Session,
@@ -29,21 +28,20 @@ class PreviewScheduler(QObject):
         self._make_job = make_job
         self._shown = shown
         self._status = status
-        self.pending: JobHandle | None = None  # the newest preview sent
-        self._first_change = 0.0
-        self._timer = QTimer(self)
+        self.pending: JobHandle | None = None  # the preview being computed
+        self._stale = False  # the settings changed since `pending` was sent
+        self._timer = QTimer(self)  # 0 ms: all changes of one event-loop pass, once
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.run)
 
     def schedule(self) -> None:
-        """Restart the countdown on every change, but never wait longer than MAX_WAIT_MS."""
-        now = time.monotonic()
-        if not self._timer.isActive():
-            self._first_change = now
-        waited_ms = (now - self._first_change) * 1000.0
-        self._timer.start(int(max(0, min(DEBOUNCE_MS, MAX_WAIT_MS - waited_ms))))
+        if self.pending is not None and not self.pending.done:
+            self._stale = True
+        else:
+            self._timer.start(0)
 
     def run(self) -> None:
+        self._stale = False
         if not self.session.connected:
             return
         try:
@@ -61,7 +59,10 @@ class PreviewScheduler(QObject):
 
     def _event(self, job: core.KritaJob, handle: JobHandle) -> None:
         if not handle.done or handle is not self.pending:
-            return  # progress, or an older preview: a newer one is on its way
+            return  # progress, or an older preview
+        if self._stale:
+            self.run()  # the artist has moved on: show that instead
+            return
         if handle.error is not None:
             if handle.error.code not in ("cancelled", "superseded"):
                 self._status(f"Preview failed: {handle.error}")
@@ -70,5 +71,6 @@ class PreviewScheduler(QObject):
 
     def stop(self) -> None:
         self._timer.stop()
+        self._stale = False
         if self.pending is not None and not self.pending.done:
             self.session.cancel(self.pending)

@@ -171,6 +171,12 @@ class Button(Widget):
         super().__init__(**props)
         self.label = label
 
+    def set_label(self, label: str) -> None:
+        self.label = label
+
+    def get_label(self) -> str:
+        return self.label
+
     def click(self) -> None:
         """Test helper: what a click does."""
         if self.sensitive:

@@ -1,0 +1,223 @@
+"""How noisy an image is: Gaussian noise sigma (0-255 units), per channel, for the whole
+image and as a smooth per-region map.
+
+Two estimators, measured against each other in models/REPORT.md ("Auto strength"):
+
+* `pca_sigma`: the noise variance is the part of the patch covariance's
+  eigenvalue spectrum where signal has run out. Image structure lives in a few large
+  eigenvalues; i.i.d. noise adds sigma^2 to all of them. Following Chen, Zhu and Heng
+  (ICCV 2015), the largest eigenvalues are dropped one by one until the mean of the rest
+  is no longer above their median: that mean is sigma^2. Texture only moves the large
+  eigenvalues, so the estimate holds on busy photos.
+* `wavelet_sigma` (the one used, METHOD): Donoho's median absolute deviation of the
+  finest diagonal Haar band, taken over the flattest blocks (least horizontal and
+  vertical detail).
+
+Pixels that touch the ends of the range are left out: clipping at 0 or 1 removes noise,
+and a white sky would otherwise read as clean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import imaging
+
+PATCH = 6  # pixels per patch side: 36 dimensions, enough to separate signal from noise
+MAX_PATCHES = 60_000  # per channel for the global estimate: more only costs time
+MIN_PATCHES = 200  # fewer than this (a tiny or saturated area) says nothing
+MIN_WINDOW = 64  # the map's window side, px: smaller windows make noisy estimates
+MAP_CELLS = 16  # about this many windows along the longer side
+SATURATED = 2.0 / 255  # areas whose mean is within this of 0 or 1 are clipped
+CLIP_MARGIN = 2.0  # noise sigmas from 0 and 1 beyond which clipping is negligible
+MAD_TO_SIGMA = 0.6745  # median |N(0, 1)|
+FLAT_SHARE = 0.25  # the wavelet estimator keeps this share of the flattest blocks
+
+ChannelEstimator = Callable[[np.ndarray], float | None]
+
+
+def unit_channels(image: np.ndarray) -> np.ndarray:
+    """The image as float32 (C, H, W) in [0, 1] nominal: colour channels only (alpha is
+    not image content)."""
+    fmt = imaging.describe(image, max_pixels=image.shape[0] * image.shape[1])
+    planes = image if image.ndim == 3 else image[:, :, None]
+    planes = planes[:, :, :3] if fmt.channels >= 3 else planes[:, :, :1]
+    scale = np.float32(1.0 / np.iinfo(planes.dtype).max) if planes.dtype.kind == "u" else 1
+    return np.moveaxis(planes.astype(np.float32) * np.float32(scale), -1, 0)
+
+
+# -- PCA on patches (Chen et al. 2015) ----------------------------------------------------
+def _patches(plane: np.ndarray, limit: int, margin: float) -> np.ndarray:
+    """Patches of `plane` as rows (n, PATCH^2), at a stride that keeps about `limit` of
+    them, leaving out those whose mean is within `margin` of 0 or 1 (the patch mean, not
+    its noisy pixels, decides: picking by the pixels would pick the quiet ones)."""
+    h, w = plane.shape
+    if h < PATCH or w < PATCH:
+        return np.empty((0, PATCH * PATCH), np.float32)
+    total = (h - PATCH + 1) * (w - PATCH + 1)
+    stride = max(1, math.ceil(math.sqrt(total / limit)))
+    view = sliding_window_view(plane, (PATCH, PATCH))[::stride, ::stride]
+    rows = view.reshape(-1, PATCH * PATCH)
+    means = rows.mean(axis=1)
+    return rows[(means > margin) & (means < 1 - margin)]
+
+
+def _tail_mean_at_median(eigenvalues: np.ndarray) -> float:
+    """Chen et al.'s rule: drop the largest eigenvalues until the rest's mean is not above
+    their median; that mean is the noise variance."""
+    values = np.sort(eigenvalues)  # ascending
+    for end in range(len(values), 0, -1):
+        tail = values[:end]
+        mean = float(tail.mean())
+        if mean <= float(np.median(tail)):
+            return max(mean, 0.0)
+    return max(float(values[0]), 0.0)
+
+
+def _pca_pass(plane: np.ndarray, limit: int, margin: float) -> float | None:
+    rows = _patches(plane, limit, margin)
+    if len(rows) < MIN_PATCHES:
+        return None
+    centred = rows.astype(np.float64) - rows.mean(axis=0)
+    covariance = centred.T @ centred / (len(rows) - 1)
+    return math.sqrt(_tail_mean_at_median(np.linalg.eigvalsh(covariance)))
+
+
+def _away_from_clipping(estimate: Callable[[float], float | None]) -> float | None:
+    """Estimate once, then again on areas at least CLIP_MARGIN sigmas inside the range:
+    closer to 0 or 1, clipping has removed part of the noise."""
+    first = estimate(SATURATED)
+    if first is None:
+        return None
+    second = estimate(max(SATURATED, CLIP_MARGIN * first))
+    return first if second is None else second
+
+
+def pca_sigma(plane: np.ndarray, limit: int = MAX_PATCHES) -> float | None:
+    """Noise sigma (unit range) of one channel, or None when too few usable patches."""
+    return _away_from_clipping(lambda margin: _pca_pass(plane, limit, margin))
+
+
+# -- wavelet MAD on flat blocks (Donoho) --------------------------------------------------
+def wavelet_sigma(plane: np.ndarray) -> float | None:
+    """Noise sigma (unit range) from the diagonal Haar band of the flattest blocks."""
+    return _away_from_clipping(lambda margin: _wavelet_pass(plane, margin))
+
+
+def _wavelet_pass(plane: np.ndarray, margin: float, block: int = 8) -> float | None:
+    h, w = (plane.shape[0] // (2 * block)) * 2 * block, (plane.shape[1] // (2 * block)) * 2 * block
+    if h == 0 or w == 0:
+        return None
+    x = plane[:h, :w].astype(np.float64)
+    a, b, c, d = x[0::2, 0::2], x[0::2, 1::2], x[1::2, 0::2], x[1::2, 1::2]
+    diagonal = (a - b - c + d) / 2  # orthonormal Haar: white noise keeps its sigma
+    detail = ((a + b - c - d) / 2) ** 2 + ((a - b + c - d) / 2) ** 2
+    means = (a + b + c + d) / 4
+
+    def blocks(values: np.ndarray) -> np.ndarray:
+        bh, bw = values.shape[0] // block, values.shape[1] // block
+        return values.reshape(bh, block, bw, block).swapaxes(1, 2).reshape(bh * bw, -1)
+
+    block_means = blocks(means).mean(axis=1)
+    usable = (block_means > margin) & (block_means < 1 - margin)
+    if usable.sum() < 4:
+        return None
+    energy = blocks(detail).mean(axis=1)[usable]
+    coefficients = blocks(diagonal)[usable]
+    keep = energy <= np.quantile(energy, FLAT_SHARE)
+    return float(np.median(np.abs(coefficients[keep]))) / MAD_TO_SIGMA
+
+
+ESTIMATORS: dict[str, ChannelEstimator] = {"pca": pca_sigma, "wavelet": wavelet_sigma}
+# The one used: closer to the true sigma on the held-out photos, above all on textured ones
+# and at low sigma, where PCA reads fur and fine detail as noise (models/REPORT.md).
+METHOD = "wavelet"
+
+
+# -- the image's sigma --------------------------------------------------------------------
+def channel_sigmas(image: np.ndarray, method: str = METHOD) -> list[float]:
+    """Noise sigma of each colour channel, 0-255 units (0 where nothing could be read)."""
+    estimate = ESTIMATORS[method]
+    return [255.0 * (estimate(plane) or 0.0) for plane in unit_channels(image)]
+
+
+def _combined(sigmas: list[float]) -> float:
+    """One sigma for all channels: the root mean square (what a per-channel Gaussian
+    denoiser trained at one sigma sees on average)."""
+    return math.sqrt(sum(s * s for s in sigmas) / len(sigmas))
+
+
+def global_sigma(image: np.ndarray, method: str = METHOD) -> float:
+    """The image's noise sigma, 0-255 units."""
+    return _combined(channel_sigmas(image, method))
+
+
+# -- the per-region map -------------------------------------------------------------------
+def _window_grid(length: int, window: int) -> list[int]:
+    """Start offsets of windows of `window` px, half overlapping, covering `length`."""
+    if length <= window:
+        return [0]
+    count = math.ceil((length - window) / (window / 2)) + 1
+    return [round(i * (length - window) / (count - 1)) for i in range(count)]
+
+
+def _smooth_grid(grid: np.ndarray) -> np.ndarray:
+    """A 3x3 median (drops single windows fooled by texture), then two [1 2 1] passes
+    each way: neighbouring windows agree, so the interpolated map has no seams."""
+    padded = np.pad(grid, 1, mode="edge")
+    stack = [padded[i:i + grid.shape[0], j:j + grid.shape[1]] for i in range(3) for j in range(3)]
+    out = np.median(np.stack(stack), axis=0)
+    for axis in (0, 1):
+        for _ in range(2):
+            p = np.pad(out, [(1, 1) if a == axis else (0, 0) for a in (0, 1)], mode="edge")
+            lo = p[:-2] if axis == 0 else p[:, :-2]
+            mid = p[1:-1] if axis == 0 else p[:, 1:-1]
+            hi = p[2:] if axis == 0 else p[:, 2:]
+            out = (lo + 2 * mid + hi) / 4
+    return out
+
+
+def _fill_missing(grid: np.ndarray, fallback: float) -> np.ndarray:
+    """Windows that could not be read (saturated, flat black) take the mean of those
+    that could, or `fallback`."""
+    known = np.isfinite(grid)
+    return np.where(known, grid, grid[known].mean() if known.any() else fallback)
+
+
+def grid_to_pixels(grid: np.ndarray, ys: list[float], xs: list[float],
+                   shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear from window centres to every pixel (constant beyond the outer centres)."""
+    rows = np.stack([np.interp(np.arange(shape[1]), xs, line) for line in grid])
+    return np.stack([np.interp(np.arange(shape[0]), ys, rows[:, x]) for x in range(shape[1])],
+                    axis=1).astype(np.float32)
+
+
+def sigma_grid(image: np.ndarray, method: str = METHOD
+               ) -> tuple[np.ndarray, list[float], list[float]]:
+    """The smoothed sigma (0-255) at the centres of overlapping windows, and those
+    centres' y and x."""
+    estimate = ESTIMATORS[method]
+    planes = unit_channels(image)
+    h, w = planes.shape[1:]
+    window = max(MIN_WINDOW, math.ceil(max(h, w) / MAP_CELLS))
+    tops, lefts = _window_grid(h, window), _window_grid(w, window)
+    grid = np.full((len(tops), len(lefts)), np.nan)
+    for i, top in enumerate(tops):
+        for j, left in enumerate(lefts):
+            sigmas = [estimate(p[top:top + window, left:left + window]) for p in planes]
+            if all(s is not None for s in sigmas):
+                grid[i, j] = 255.0 * _combined([s for s in sigmas if s is not None])
+    grid = _smooth_grid(_fill_missing(grid, global_sigma(image, method)))
+    ys = [t + min(window, h) / 2 - 0.5 for t in tops]
+    xs = [x + min(window, w) / 2 - 0.5 for x in lefts]
+    return grid, ys, xs
+
+
+def sigma_map(image: np.ndarray, method: str = METHOD) -> np.ndarray:
+    """The noise sigma (0-255) at every pixel, float32 (H, W), smooth."""
+    grid, ys, xs = sigma_grid(image, method)
+    return grid_to_pixels(grid, ys, xs, image.shape[:2])
