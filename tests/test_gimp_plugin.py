@@ -113,6 +113,7 @@ def test_one_procedure_per_filter_in_the_right_menus(fakes: dict[str, Any]) -> N
     Gimp = fakes["Gimp"]
     plugin = fakes["entry"].DniFilters()
     names = plugin.do_query_procedures()
+    assert names.pop() == "plug-in-dni-get-families"  # not a filter: tested with its dialog
     assert names == ["plug-in-dni-denoise", "plug-in-dni-super-resolve", "plug-in-dni-stylize",
                      "plug-in-dni-other"]
     menus = {}
@@ -420,6 +421,25 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_get_families_has_its_menu_entry_and_explains_a_missing_backend(
+        fakes: dict[str, Any], profile: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Filters ▸ Generic ▸ Get more DNI families… (the dialog itself is tested in
+    test_get_editors.py); with no backend it fails with the plain-words reason."""
+    Gimp = fakes["Gimp"]
+    plugin = fakes["entry"].DniFilters()
+    procedure = plugin.do_create_procedure("plug-in-dni-get-families")
+    assert procedure.meta["menu_paths"] == ["<Image>/Filters/Generic"]
+    assert procedure.meta["menu_label"] == "Get more DNI families..."
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("DNI_GIMP_ENDPOINT", endpoint)
+    (profile / "dni").mkdir()
+    (profile / "dni" / "settings.json").write_text(json.dumps({"autostart": False}))
+    result = fakes["entry"].run_get_families(procedure, Gimp.RunMode.INTERACTIVE, None, [],
+                                             procedure.create_config(), None)
+    assert status(fakes, result) == Gimp.PDBStatusType.EXECUTION_ERROR
+    assert f"Nothing answers at {endpoint}" in error_text(result)
 
 
 def test_no_backend_and_no_autostart(fakes: dict[str, Any], profile: Path,

@@ -106,3 +106,11 @@ def missing_zmq(editor: str, python: str, tag: str, vendor_dir: str, installer: 
     return (f"DNI could not load pyzmq for {editor}'s Python {python} ({tag}). Run the DNI "
             f"installer again (installers/{installer}): it fetches the matching pyzmq. "
             f"(Or unpack a pyzmq wheel for this Python into {os.path.join(vendor_dir, tag)}.)")
+
+
+def ready(families: int, device: str) -> str:
+    """The connected state in the artist's words; the endpoint is an Advanced detail."""
+    where = ("the graphics card" if device.startswith(("cuda", "rocm", "xpu"))
+             else "the Mac's GPU" if device.startswith("mps") else "the processor")
+    noun = "family" if families == 1 else "families"
+    return f"Ready: {families} model {noun}, computing on {where}."

@@ -161,9 +161,19 @@ class Session:
         self.client = greeting.client
         self.info = greeting.info
         self.families = [FamilyInfo.from_dict(f) for f in greeting.families]
-        device = self.info.get("device") or ", ".join(map(str, self.info.get("devices") or []))
-        self._set(STATE_CONNECTED, f"Connected to {self.settings.endpoint}"
-                  + (f" ({device})" if device else "") + f", {len(self.families)} families.")
+        self._set(STATE_CONNECTED, messages.ready(len(self.families), self.device))
+
+    @property
+    def device(self) -> str:
+        """Where the backend computes ("cpu", "cuda:0", …), once connected."""
+        info = self.info or {}
+        return str(info.get("device") or ", ".join(map(str, info.get("devices") or [])))
+
+    @property
+    def details(self) -> str:
+        """The technical side, for an Advanced section: endpoint and device."""
+        return f"Backend at {self.settings.endpoint}" + (
+            f" ({self.device})" if self.device else "")
 
     def step(self) -> bool:
         """One non-blocking step towards a connection; True when connected. BackendError

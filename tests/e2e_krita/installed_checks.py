@@ -1,7 +1,13 @@
 """Runs INSIDE Krita as the small test plugin `dni_e2e_installed` (copied by
-test_krita_installed.py): the DNI plugin that installers/install.py put into this HOME
-starts the backend install.py put into its own environment, connects, and denoises a
-small noisy layer with the bundled family. Results go to $DNI_E2E_OUT/results.json."""
+test_krita_installed.py). CONF["mode"]:
+
+- "dialog": the DNI plugin has no backend: it must offer an install; the test clicks
+  Install in the plugin's install dialog (a local wheel and a loopback package index),
+  waits for the installer, then the plugin starts that backend and denoises with it;
+- "installed": installers/install.py put the plugin and the backend here: the plugin
+  starts that backend and denoises with it.
+
+Results go to $DNI_E2E_OUT/results.json; the pytest side asserts."""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from krita import Extension, Krita
 from PyQt5.QtCore import QCoreApplication, QTimer
 
 OUT = os.environ.get("DNI_E2E_OUT", "/tmp/dni-e2e")
+CONF = json.loads(os.environ.get("DNI_E2E_CONF", "{}"))
 results: dict = {"checks": {}}
 
 
@@ -29,17 +36,53 @@ def check(name: str, ok: bool, **detail) -> None:
     save()
 
 
-def run_checks() -> None:
-    import dni_krita
+def pump_until(done, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while not done() and time.monotonic() < end:
+        QCoreApplication.processEvents()
+        time.sleep(0.02)
 
-    conn = dni_krita.session()
-    check("plugin_loaded", True, installed=conn.settings.installed)
+
+def install_from_the_dialog(conn) -> None:
+    from dni_krita.install_dialog import InstallDialog
+    from dni_krita.settings import BACKEND_FILE, PLUGIN_DIR
+
+    from dni_client import install_offer
+    from dni_client.settings import read_json
+
+    offer = install_offer.offer_for(conn)
+    check("install_offered", offer is not None and offer.kind == install_offer.INSTALL,
+          record=conn.settings.backend_record())
+    installed = []
+
+    def on_installed() -> None:  # the host's hook: read backend.json again, reconnect
+        install_offer.adopt_new_backend(conn, PLUGIN_DIR)
+        installed.append(True)
+
+    window = Krita.instance().activeWindow().qwindow()
+    dialog = InstallDialog(offer, conn.settings.config_dir, on_installed, window)
+    dialog.wheel.setText(CONF["wheel"])
+    dialog.index_url.setText(CONF["index_url"])
+    dialog.show()
+    t0 = time.monotonic()
+    dialog.start_button.click()  # the artist's click: nothing ran before it
+    pump_until(lambda: not dialog.timer.isActive(), 1200)
+    lines = dialog.output.toPlainText().splitlines()
+    check("installed_from_the_dialog", installed == [True] and dialog.progress.value() == 100,
+          seconds=round(time.monotonic() - t0, 1), message=dialog.message.text(),
+          steps=[line for line in lines if "] " in line and line.startswith("dni-install: [")],
+          command=read_json(BACKEND_FILE).get("command"))
+    dialog.close()
+
+
+def connect_and_denoise(conn) -> None:
     t0 = time.monotonic()
     conn.wait_connected(timeout=150, pump=QCoreApplication.processEvents)
     check("installed_backend_started_by_plugin", conn.backend is not None and conn.connected,
           argv=list(conn.backend.argv) if conn.backend is not None else None,
           seconds=round(time.monotonic() - t0, 1), message=conn.message,
           version=conn.info.get("version"), families=[f.name for f in conn.families])
+    import dni_krita
 
     app = Krita.instance()
     size = 64
@@ -63,7 +106,13 @@ def run_checks() -> None:
 
 def start() -> None:
     try:
-        run_checks()
+        import dni_krita
+
+        conn = dni_krita.session()
+        check("plugin_loaded", True, installed=conn.settings.installed)
+        if CONF.get("mode") == "dialog":
+            install_from_the_dialog(conn)
+        connect_and_denoise(conn)
     except Exception:
         results["error"] = traceback.format_exc()
     results["finished"] = True

@@ -32,7 +32,13 @@ import gi  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from dni_gimp_menus import label, procedures  # noqa: E402
+from dni_gimp_menus import (  # noqa: E402
+    GET_FAMILIES,
+    GET_FAMILIES_LABEL,
+    GET_FAMILIES_MENU,
+    label,
+    procedures,
+)
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 from dni_client.errors import FilterError  # noqa: E402
@@ -134,14 +140,45 @@ def run_filter(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Im
     return cancelled or procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
 
 
+def run_get_families(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
+                     drawables: list, config: Gimp.ProcedureConfig, data: object = None
+                     ) -> Gimp.ValueArray:
+    if dni_gimp is None:
+        return _failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, IMPORT_PROBLEM)
+    import dni_gimp_get_families
+
+    try:
+        dni_gimp_get_families.open_with_new_session()
+    except FilterError as exc:
+        dni_gimp.log(str(exc))
+        return _failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, str(exc))
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+
+
+def _get_families_procedure(plugin: Gimp.PlugIn) -> Gimp.Procedure:
+    procedure = Gimp.ImageProcedure.new(plugin, GET_FAMILIES, Gimp.PDBProcType.PLUGIN,
+                                        run_get_families)
+    procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.ALWAYS)
+    procedure.set_menu_label(GET_FAMILIES_LABEL)
+    procedure.add_menu_path(GET_FAMILIES_MENU)
+    procedure.set_documentation(
+        "Download more DNI model families", "Lists the DNI catalogue (licence, size) and "
+        "installs the families you pick, checksums verified, through the DNI backend.",
+        GET_FAMILIES)
+    procedure.set_attribution("DNI contributors", "DNI contributors", "2026")
+    return procedure
+
+
 class DniFilters(Gimp.PlugIn):
     def do_query_procedures(self) -> list:
-        return list(procedures())
+        return [*procedures(), GET_FAMILIES]
 
     def do_set_i18n(self, name: str) -> bool:
         return False
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
+        if name == GET_FAMILIES:
+            return _get_families_procedure(self)
         entry = procedures()[name]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_filter)
         procedure.set_image_types("RGB*, GRAY*")

@@ -14,3 +14,9 @@ def procedures() -> dict[str, filters.Filter]:
 
 def label(entry: filters.Filter) -> str:
     return f"DNI {entry.title}..."
+
+
+# Not a filter: lists the catalogue and installs families (dni_gimp_get_families).
+GET_FAMILIES = "plug-in-dni-get-families"
+GET_FAMILIES_LABEL = "Get more DNI families..."
+GET_FAMILIES_MENU = "<Image>/Filters/Generic"

@@ -190,8 +190,11 @@ def prepare(doc: Any, node: Any, family: FamilyInfo, options: Options,
     c = area.crop
     pixels = bytes(node.pixelData(c.x, c.y, c.width, c.height))
     px.check_bytes(pixels, c.width, c.height, fmt.bytes_per_pixel, "layer pixels")
-    smap = None
-    if options.strength_map is not None:
+    smap: bytes | str | None = None
+    if options.strength_map == MAP_AUTO:
+        auto.check_family(family)
+        smap = auto.AUTO
+    elif options.strength_map is not None:
         smap = _strength_map_bytes(doc, options.strength_map, c, node)
     replace = options.target == TARGET_REPLACE
     spec = JobSpec(family, c, fmt, pixels, amount, options.mode,

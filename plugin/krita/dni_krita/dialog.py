@@ -114,6 +114,7 @@ class FilterDialog(QDialog):
         left.addWidget(self._build_mixer())
         left.addLayout(self._build_presets())
         left.addLayout(self._build_options())
+        left.addWidget(self._build_advanced())
         self.status = QLabel("Connecting to the DNI backend…")
         self.status.setWordWrap(True)
         left.addWidget(self.status)
@@ -160,9 +161,17 @@ class FilterDialog(QDialog):
 
     def _build_family(self) -> QFormLayout:
         form = QFormLayout()
+        row = QHBoxLayout()
         self.family_box = QComboBox()
         self.family_box.currentIndexChanged.connect(self._family_chosen)
-        form.addRow("Model family:", self.family_box)
+        row.addWidget(self.family_box, 1)
+        self.get_button = QPushButton("Get more…")
+        self.get_button.setToolTip("Download more model families (licence and size shown "
+                                   "first; checksums verified).")
+        self.get_button.setAutoDefault(False)
+        self.get_button.clicked.connect(self._get_families)
+        row.addWidget(self.get_button)
+        form.addRow("Model:", row)
         self.axis_label = QLabel()
         self.axis_label.setWordWrap(True)
         form.addRow("", self.axis_label)
@@ -229,11 +238,43 @@ class FilterDialog(QDialog):
             self.preset_buttons[text] = button
         return row
 
+    def _build_advanced(self) -> QGroupBox:
+        """What only a curious or technical artist needs: closed unless ticked."""
+        box = QGroupBox("Advanced")
+        box.setCheckable(True)
+        box.setChecked(False)
+        inner = QWidget()
+        form = QFormLayout(inner)
+        self.pixel_blend = QCheckBox("Blend the members' pictures instead of their networks "
+                                     "(for comparison)")
+        self.pixel_blend.toggled.connect(self.schedule_preview)
+        form.addRow(self.pixel_blend)
+        self.details = QLabel()
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow(self.details)
+        inner.setVisible(False)
+        box.toggled.connect(inner.setVisible)
+        QVBoxLayout(box).addWidget(inner)
+        self.advanced = box
+        return box
+
+    def _show_details(self) -> None:
+        family = self.state.family if self.state is not None else None
+        lines = [self.session.details]
+        if family is not None:
+            lines.append(f"Family '{family.name}', members: " + ", ".join(
+                f"{label} (at {position:g})" for label, position in
+                zip(family.labels, family.positions)))  # noqa: B905 - Python 3.8
+        self.details.setText("\n".join(lines))
+
+    def _get_families(self) -> None:
+        from .get_families import GetFamiliesDialog
+
+        self._get_dialog = GetFamiliesDialog.open_for(self)  # kept while shown
+
     def _build_options(self) -> QFormLayout:
         opts = QFormLayout()
-        self.pixel_blend = QCheckBox("Pixel blend (the paper's baseline, for comparison)")
-        self.pixel_blend.toggled.connect(self.schedule_preview)
-        opts.addRow(self.pixel_blend)
         has_sel = self.doc.selection() is not None
         self.selection_only = QCheckBox("Only inside the selection")
         self.selection_only.setChecked(has_sel)
@@ -308,8 +349,11 @@ class FilterDialog(QDialog):
         if self.session.connected:
             self._show_no_backend(False)
             self.status.setText(self.session.message)
-            if not self.families:
+            offered = [f.name for f in filters.families_for(self.entry, self.session.families)]
+            if not self.families or offered != [f.name for f in self.families]:
+                # the first time, or a family was installed meanwhile
                 self._fill_families()
+            self._show_details()
         elif self.session.state == STATE_ERROR:
             self.status.setText(f"<b>No backend.</b> {self.session.message}")
             self._show_no_backend(True)
@@ -329,7 +373,9 @@ class FilterDialog(QDialog):
         self._updating = True
         self.family_box.clear()
         for fam in self.families:
-            self.family_box.addItem(f"{fam.title} ({fam.name})", fam.name)
+            self.family_box.addItem(fam.title, fam.name)
+            self.family_box.setItemData(self.family_box.count() - 1, fam.description or
+                                        fam.name, Qt.ItemDataRole.ToolTipRole)
         self._updating = False
         self.family_box.setCurrentIndex(chosen)
         self._family_chosen(chosen)
@@ -359,6 +405,7 @@ class FilterDialog(QDialog):
         if family.scale > 1:
             self.on_canvas.setChecked(False)
         self._build_member_sliders(family)
+        self._show_details()
         self._fill_presets()
         self.apply_button.setEnabled(True)
         self._fill_overview()
@@ -439,7 +486,7 @@ class FilterDialog(QDialog):
 
     def _auto_found(self, strength: float, text: str) -> None:
         self.set_strength(strength)
-        self.status.setText(text)
+        self.auto_button.setToolTip(text)  # the status line goes back to the previews
 
     def _weight_moved(self, index: int, value: float) -> None:
         if not self._updating and self.state is not None:
