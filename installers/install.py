@@ -17,6 +17,7 @@ The backend goes into the per-user data folder (Linux: ~/.local/share/dni, macOS
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -107,7 +108,13 @@ def plugin_source(sources: backend.Sources) -> Callable[[Path], object] | None:
     return lambda python: CheckoutPlugins(str(python), sources.index_args())
 
 
+def cancelled(signum: int, frame: object) -> None:
+    raise backend.Cancelled("cancelled")
+
+
 def main(argv: list[str] | None = None) -> int:
+    for name in ("SIGTERM", "SIGINT"):  # the editors' Cancel, Ctrl+C: clean up, then stop
+        signal.signal(getattr(signal, name), cancelled)
     args = parse(argv)
     options = options_from(args)
     installer = Installer(Platform.current(), options, say=say,
@@ -126,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(f"  {line}" if i else f"dni-install: {line}" for i, line in
                     enumerate(lines)), flush=True)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,14 +22,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `models.` as a script
 
-from models.reporting import dejpeg, denoise, stylize, super_resolve  # noqa: E402
+from models.reporting import (  # noqa: E402
+    auto_strength,
+    dejpeg,
+    denoise,
+    stylize,
+    super_resolve,
+)
 from models.reporting.common import MODELS, Paths, Section, val_images  # noqa: E402
 from models.reporting.training import compute_summary  # noqa: E402
 
 # --sections names, in the report's order.
 SECTIONS: dict[str, Callable[[Paths], Section]] = {
-    "denoise": denoise.section, "dejpeg": dejpeg.section, "sr": super_resolve.section,
-    "stylize": stylize.section}
+    "denoise": denoise.section, "auto": auto_strength.section, "dejpeg": dejpeg.section,
+    "sr": super_resolve.section, "stylize": stylize.section}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,7 +24,8 @@ from dni.cli import main
 from dni.errors import WeightsError
 from dni.server.limits import Limits
 from dni.server.parsing import RequestError, RunRequest, parse_request
-from dni_client import auto, protocol as P
+from dni_client import auto
+from dni_client import protocol as P
 from dni_client.client import Result
 from dni_client.errors import RequestError as ClientRequestError
 from dni_client.families import FamilyInfo
@@ -380,3 +381,71 @@ def test_gimp_estimate_and_auto_map_against_a_real_server(gimp: dict[str, Any], 
     finally:
         session.shutdown()
     assert close(as_u8(layer.buffer.data)[..., :3], denoise.apply(image8, strength_map="auto"))
+
+
+# -- Krita: the dialog's Auto button and map (Qt 6 offscreen, the fake `krita`) -------------
+KRITA_AUTO = r'''
+import numpy as np
+from PIL import Image
+clean = np.asarray(Image.open(root + "/tests/data/astronaut-crop.png").convert("RGB"))
+clean = clean[:40, :48].astype(np.float64)
+noise = np.random.default_rng(0).standard_normal(clean.shape) * 30
+rgb = np.clip(np.round(clean + noise), 0, 255).astype(np.uint8)
+bgra = np.concatenate([rgb[..., ::-1], np.full((40, 48, 1), 255, np.uint8)], axis=2)
+layer.setPixelData(bgra.tobytes(), 0, 0, 48, 40)
+dialog = dni_krita.open_dialog(family="denoise")
+deadline = time.monotonic() + 120
+while dialog.previews_shown < 1 and time.monotonic() < deadline:
+    pump(0.05)
+client = EngineClient.instances[-1]
+out["enabled"] = dialog.auto_button.isEnabled()
+sent = len(client.submitted)
+dialog.auto_button.click()
+while (dialog.preview_strength != dialog.state.strength or dialog.state.strength == 0.5
+       or len(client.submitted) < sent + 2) and time.monotonic() < deadline:
+    pump(0.05)
+from dni import auto_strength
+from dni.registry import find_family, search_paths
+from pathlib import Path
+manifest = find_family("denoise", search_paths([Path(families)]))
+out["expected"] = auto_strength.estimate(manifest, rgb).strength
+out["auto"] = [client.submitted[sent]["strength"], dialog.state.strength,
+               dialog.preview_strength, dialog.auto_button.toolTip()]
+shown = dialog.previews_shown
+dialog.map_box.setCurrentIndex(dialog.map_box.findData("auto"))
+while dialog.previews_shown == shown and time.monotonic() < deadline:
+    pump(0.05)
+out["map"] = [client.submitted[-1]["strength_map"], client.submitted[-1]["strength"]]
+dialog.family_box.setCurrentIndex(dialog.family_box.findData("tiny"))
+pump(0.1)
+out["tiny_enabled"] = dialog.auto_button.isEnabled()
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_krita_auto_button_sets_the_slider_and_the_map_is_offered(families: Path,
+                                                                  tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+
+    pytest.importorskip("PyQt6.QtWidgets", reason="PyQt6 is in the test extras "
+                        "(pip install -e '.[test]'); without it the Krita dialog is not tested")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_krita_qt6 import SCRIPT  # the same fake Krita on Qt 6, up to its dialog
+
+    preamble = SCRIPT.split("dialog = dni_krita.open_dialog")[0]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH="")
+    done = subprocess.run([sys.executable, "-c", preamble + KRITA_AUTO, str(ROOT),
+                           str(families), str(tmp_path / "appdata")], capture_output=True,
+                          text=True, timeout=300, env=env)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["enabled"] and not out["tiny_enabled"]
+    asked, strength, previewed, status = out["auto"]
+    assert asked == "auto"  # the button's job left the strength to the backend
+    slider = round(out["expected"] * 1000) / 1000  # the slider's steps
+    assert strength == pytest.approx(slider) and previewed == pytest.approx(slider)
+    assert status.startswith("Auto: noise sigma ")
+    assert out["map"] == ["auto", None]  # the map is the strength

@@ -779,3 +779,37 @@ def test_menus_survive_a_missing_pyzmq_and_say_what_to_do() -> None:
     assert count == f"{len(FILTERS)} <Image>/Filters/Artistic"  # every filter registered
     assert status_name == "EXECUTION_ERROR"
     assert "could not load pyzmq" in message and "install_gimp_plugin.py" in message
+
+
+def test_no_backend_offers_the_install_only_when_interactive(
+        fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing answers and nothing is installed: an interactive run offers to install the
+    backend (dni_gimp_install) and connects again once it is; scripts just get the error."""
+    import dni_gimp
+    import dni_gimp_install
+
+    from dni_client.errors import FilterError
+
+    entry = fakes["entry"]
+    calls: list[str] = []
+
+    def connect(session: Any, progress: Any) -> None:
+        calls.append("connect")
+        if calls.count("connect") == 1:
+            raise FilterError("Nothing answers at tcp://127.0.0.1:1")
+
+    class Settings:
+        config_dir = "/tmp/dni-gimp-test"
+
+    monkeypatch.setattr(dni_gimp, "connect", connect)
+    for answer, interactive in ((True, True), (False, True), (True, False)):
+        calls.clear()
+        monkeypatch.setattr(dni_gimp_install, "offer_install",
+                            lambda *a, answer=answer: calls.append("offer") or answer)
+        if answer and interactive:
+            entry._connect_or_offer_install(object(), Settings(), None, interactive)
+            assert calls == ["connect", "offer", "connect"]
+        else:
+            with pytest.raises(FilterError, match="Nothing answers"):
+                entry._connect_or_offer_install(object(), Settings(), None, interactive)
+            assert calls == (["connect", "offer"] if interactive else ["connect"])

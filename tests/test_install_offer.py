@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from test_server_util import serving
 import dni
 from dni.server import Server
 from dni_client import ZmqClient, install_offer
+from dni_client.settings import BackendSettings, write_json
 from dni_client.version import VERSION
 
 
@@ -57,6 +59,33 @@ def test_another_backend_release_means_an_update_offer(hello: dict[str, str],
     assert offer is not None and offer.kind == install_offer.UPDATE
     assert offer.backend_version == seen
     assert "0.1.0" in offer.message and (seen or "unknown") in offer.message
+
+
+class FakeSession:
+    """What offer_for and adopt_new_backend read of a Session (unit test)."""
+
+    def __init__(self, settings: BackendSettings, info: dict[str, Any] | None) -> None:
+        self.settings = settings
+        self.connected = info is not None
+        self.info = info or {}
+        self.resets = 0
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def test_offer_for_a_session_and_adopting_the_new_backend(tmp_path: Path) -> None:
+    settings = BackendSettings(str(tmp_path), installed={"command": [str(tmp_path / "no")]})
+    offline = FakeSession(settings, None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", str(tmp_path))  # no `dni` to fall back on
+        offer = install_offer.offer_for(offline)
+    assert offer is not None and offer.kind == install_offer.INSTALL
+    old = FakeSession(settings, {"version": "0.0.1"})
+    assert install_offer.offer_for(old).kind == install_offer.UPDATE  # type: ignore[union-attr]
+    write_json(str(tmp_path / "backend.json"), {"command": ["/venv/bin/dni"]})
+    install_offer.adopt_new_backend(offline, str(tmp_path))
+    assert settings.backend_record()["command"] == ["/venv/bin/dni"] and offline.resets == 1
 
 
 def test_request_argv_names_the_source_and_the_plugins() -> None:
@@ -114,8 +143,9 @@ def test_a_failed_run_says_why_in_plain_words(tmp_path: Path) -> None:
     script = fake_installer(tmp_path, """
         import sys
         print("dni-install: [1/3] creating the backend's environment", flush=True)
-        print("dni-install: error: installing torch failed (exit 1): no space left",
-              file=sys.stderr)
+        print("    ERROR: Could not install packages due to an OSError: No space left",
+              flush=True)
+        print("dni-install: error: installing torch failed (exit 1):", file=sys.stderr)
         sys.exit(1)
     """)
     run = install_offer.InstallRun(install_offer.InstallRequest(script, sys.executable),
@@ -124,18 +154,39 @@ def test_a_failed_run_says_why_in_plain_words(tmp_path: Path) -> None:
     assert run.wait(60) == 1
     assert run.progress == 0.0
     failure = run.failure()
-    assert failure is not None and "no space left" in failure
+    assert failure is not None and "installing torch failed (exit 1)." in failure
+    assert "No space left" in failure
     assert str(tmp_path / "install.log") in failure
 
 
-def test_cancel_ends_the_installer(tmp_path: Path) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie has ended
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to see the processes")
+def test_cancel_ends_the_installer_and_what_it_started(tmp_path: Path) -> None:
     script = fake_installer(tmp_path, """
-        import time
-        print("dni-install: [1/3] creating", flush=True)
+        import subprocess, sys, time
+        pip = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        print("dni-install: [1/3] creating", pip.pid, flush=True)
         time.sleep(60)
     """)
     run = install_offer.InstallRun(install_offer.InstallRequest(script, sys.executable),
                                    str(tmp_path / "install.log"))
     run.start()
+    deadline = time.monotonic() + 30
+    while not run.lines and time.monotonic() < deadline:
+        time.sleep(0.05)
+        run.poll()
+    child = int(run.lines[0].split()[-1])
+    assert _alive(child)
     run.cancel()
     assert run.finished() and run.returncode != 0
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the installer's own child (pip) outlived Cancel"

@@ -238,6 +238,11 @@ def test_a_given_torch_index_beats_the_choices(tmp_path: Path) -> None:
     choice = installer.torch()
     assert (choice.variant, choice.index_url) == ("cpu", "http://127.0.0.1:9/simple")
     assert "cpu build from http://127.0.0.1:9/simple" in installer.plan()[1]
+    # A given package index is the only source: torch comes from it too.
+    only = Installer(machine(tmp_path), Options(sources=backend.Sources(
+        index_url="http://127.0.0.1:7/simple")))
+    assert only.torch().index_url == "http://127.0.0.1:7/simple"
+    assert Installer(machine(tmp_path), Options()).torch().index_url == torch_choice.CPU_INDEX
 
 
 def test_the_venv_is_made_from_a_new_enough_python(tmp_path: Path) -> None:
@@ -361,6 +366,48 @@ def test_uninstall_keeps_what_the_user_put_next_to_it(tmp_path: Path) -> None:
         f"nothing to remove: no install record at {installer.record.path}"]
 
 
+def test_a_failed_first_install_leaves_nothing_behind(tmp_path: Path) -> None:
+    p = linux_with_both_editors(tmp_path)
+    venv_python = locations.venv_python(locations.data_dir(p) / "venv", p)
+
+    def runner(argv: Sequence[str], say: object, what: str) -> None:
+        if "venv" in argv:
+            touch(venv_python)
+        if "torch" in argv:
+            raise backend.InstallError("installing torch failed (exit 1): no network")
+
+    before = snapshot(p.home)
+    installer = Installer(p, Options(torch="cpu"), say=lambda _: None, runner=runner,
+                          plugin_source=lambda _: FakePlugins("x"))
+    with pytest.raises(backend.InstallError, match="no network"):
+        installer.install()
+    assert snapshot(p.home) == before and not locations.data_dir(p).exists()
+
+
+def test_a_folder_that_is_not_an_environment_is_never_touched(tmp_path: Path) -> None:
+    p = machine(tmp_path)
+    mine = touch(tmp_path / "photos" / "holiday.png", b"png")
+    runner = FakeRunner(tmp_path / "photos" / "bin" / "python")
+    installer = Installer(p, Options(venv=tmp_path / "photos", torch="cpu", plugins=False),
+                          say=lambda _: None, runner=runner)
+    with pytest.raises(backend.InstallError, match="not a Python environment"):
+        installer.install()
+    assert mine.read_bytes() == b"png" and runner.commands == []
+
+
+def test_a_broken_environment_is_made_again(tmp_path: Path) -> None:
+    p = machine(tmp_path)  # its `run` answers nothing: the old venv's Python does not run
+    venv = tmp_path / "dni" / "venv"
+    touch(venv / "pyvenv.cfg", b"home = /usr/bin/python3.10-gone\n")
+    assert backend.venv_state(venv, p) == "broken"
+    runner = FakeRunner(venv / "bin" / "python")
+    installer = Installer(p, Options(prefix=tmp_path / "dni", torch="cpu", plugins=False),
+                          say=lambda _: None, runner=runner)
+    with pytest.raises(backend.InstallError, match="does not import"):
+        installer.install()  # the fake pip installs nothing that imports
+    assert runner.commands[0][-2:] == [str(venv), "--clear"]
+
+
 def test_pointing_an_installed_plugin_keeps_its_other_settings(tmp_path: Path) -> None:
     plugin = tmp_path / "dni_krita"
     plugin_common.write_json(plugin / "backend.json",
@@ -390,3 +437,32 @@ def test_command_line_refuses_a_missing_wheel_and_plans_without_writing(tmp_path
     assert "create the backend's environment" in plan.stdout
     assert "torch: cpu build" in plan.stdout and "asked for" in plan.stdout
     assert not (tmp_path / "dni").exists()
+
+
+def test_cancelling_a_first_install_removes_what_it_began(tmp_path: Path) -> None:
+    """SIGTERM (the editors' Cancel) while pip works: the new environment goes again."""
+    import os
+    import signal
+    import time
+
+    prefix = tmp_path / "dni"
+    env = {"HOME": str(tmp_path / "home"), "PATH": os.environ["PATH"],
+           "PIP_CONFIG_FILE": os.devnull}  # an index that does not answer: pip retries
+    proc = subprocess.Popen([sys.executable, "-u", str(REPO / "installers" / "install.py"),
+                             "--prefix", str(prefix), "--no-plugins", "--torch", "cpu",
+                             "--index-url", "http://127.0.0.1:9/simple"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "[2/3]" in line:
+            break
+    assert (prefix / "venv" / "pyvenv.cfg").is_file(), "".join(lines)
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    rest = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 1, rest
+    assert "error: cancelled" in rest and "removed the unfinished" in rest
+    assert not prefix.exists()

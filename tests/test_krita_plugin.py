@@ -212,7 +212,7 @@ def test_super_resolve_enlarges_the_image_and_fills_a_new_layer(app):
 
     doc, layer = make_doc(app, 20, 16)
     src = read(layer, doc)
-    new = dni_krita.run_filter("tiny-x2", strength=0.5)
+    new = dni_krita.run_filter("tiny-x2", strength=0.5, sr_output="resize")
     assert (doc.width(), doc.height()) == (40, 32)
     assert ("scale", (40, 32)) in doc.undo_log
     np.testing.assert_array_equal(read(new, doc), engine_out(src, "tiny-x2", strength=0.5))
@@ -632,6 +632,36 @@ def test_apply_after_a_backend_crash_waits_for_the_restart(app, tmp_path, monkey
     (new, error), = done
     assert error is None and new.name() == "DNI Tiny 40%"
     assert len(FakeBackend.made) == 2 and session.state == STATE_CONNECTED
+
+
+def test_a_crashed_backend_is_started_again_without_waiting_for_a_job(app, tmp_path,
+                                                                     monkeypatch):
+    """Seen in the real Krita: after a crash the session sat in its error state, so a
+    dialog opened then never got its families and Apply did nothing."""
+    from dni_krita import settings as st
+    from dni_krita.plugin import instance
+
+    from dni_client import launcher
+    from dni_client.session import STATE_CONNECTED, STATE_ERROR
+
+    monkeypatch.setattr(st, "BACKEND_FILE", str(tmp_path / "none.json"))
+    monkeypatch.setattr(launcher, "port_open", FakeBackend.port_open)
+    monkeypatch.setattr(launcher, "find_backend", lambda *a, **k: ["/opt/dni"])
+    FakeBackend.made = []
+    from dni_krita import plugin as plugin_module
+
+    plugin_module.replace(make_plugin(FakeBackend))
+    session = instance().session
+    settle(session, lambda: session.state == STATE_CONNECTED)
+    FakeBackend.made[0].stopped = True  # killed
+    session.tick()
+    assert session.state == STATE_ERROR and "being started again" in session.message
+    deadline = time.monotonic() + 10
+    while session.state != STATE_CONNECTED and time.monotonic() < deadline:
+        session.tick()  # only the GUI timer's tick: no job, no dialog asks for it
+        time.sleep(0.01)
+    assert session.state == STATE_CONNECTED, session.message
+    assert len(FakeBackend.made) == 2 and session.families
 
 
 def test_no_backend_anywhere_says_how_to_install(app, tmp_path, monkeypatch):

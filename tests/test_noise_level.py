@@ -110,6 +110,17 @@ def test_the_map_is_smooth_without_seams() -> None:
         assert float(np.abs(np.diff(found, n=2, axis=axis)).max()) < 0.1
 
 
+def test_one_sigma_for_noise_that_varies_is_not_the_quietest_part() -> None:
+    """The whole-image estimate reads the flattest blocks, all in the quiet part; the one
+    sigma a single strength answers is the windows' median there (the ramp's is 27.5)."""
+    clean = PHOTOS["astronaut"]
+    varying = with_noise(clean, ramp(clean.shape[:2]))
+    assert noise_level.global_sigma(varying) < 15
+    assert 22 <= noise_level.image_sigma(varying) <= 33
+    uniform = with_noise(clean, 25)  # and uniform noise keeps the whole-image estimate
+    assert noise_level.image_sigma(uniform) == noise_level.global_sigma(uniform)
+
+
 def test_uniform_noise_gives_a_nearly_flat_map() -> None:
     clean = PHOTOS["astronaut"]
     found = noise_level.sigma_map(with_noise(clean, 30))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from dni_client.version import VERSION as __version__  # noqa: F401 - one release for all
 
 _LAZY = {
     "interpolate": "blend", "correlation": "correlation",

@@ -40,7 +40,7 @@ class Measure:
 
 MEASURES: dict[str, Measure] = {
     "noise-sigma": Measure("noise sigma (0-255)",
-                           lambda image, _source: noise_level.global_sigma(image),
+                           lambda image, _source: noise_level.image_sigma(image),
                            noise_level.sigma_grid),
     # From a JPEG file's quantisation tables, else from the pixels; whole image only.
     "jpeg-quality": Measure("JPEG quality (1-100)", jpeg_quality.axis_value),

@@ -7,14 +7,15 @@ Two estimators, measured against each other in models/REPORT.md ("Auto strength"
   eigenvalue spectrum where signal has run out. Image structure lives in a few large
   eigenvalues; i.i.d. noise adds sigma^2 to all of them. Following Chen, Zhu and Heng
   (ICCV 2015), the largest eigenvalues are dropped one by one until the mean of the rest
-  is no longer above their median: that mean is sigma^2. Texture only moves the large
-  eigenvalues, so the estimate holds on busy photos.
+  is no longer above their median: that mean is sigma^2. In theory texture only moves
+  the large eigenvalues; on fur and fine detail it reads high all the same.
 * `wavelet_sigma` (the one used, METHOD): Donoho's median absolute deviation of the
   finest diagonal Haar band, taken over the flattest blocks (least horizontal and
   vertical detail).
 
-Pixels that touch the ends of the range are left out: clipping at 0 or 1 removes noise,
-and a white sky would otherwise read as clean.
+Areas whose mean lies within two sigmas of 0 or 1 are left out (estimate, then estimate
+again without them): clipping removes noise there, and a white sky would read as clean.
+An 8-bit image with much black or white still reads up to ~15 % low at sigma 50.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ MAX_PATCHES = 60_000  # per channel for the global estimate: more only costs tim
 MIN_PATCHES = 200  # fewer than this (a tiny or saturated area) says nothing
 MIN_WINDOW = 64  # the map's window side, px: smaller windows make noisy estimates
 MAP_CELLS = 16  # about this many windows along the longer side
+MIN_WINDOWS = 4  # fewer readable windows: one sigma comes from the whole image
+# Spread of the window sigmas, (p90 - p10) / median, above which the noise varies across the
+# image: uniform noise on the held-out photos spreads up to 0.64 (baboon's fur at sigma
+# 10), noise rising from sigma 5 to 50 across them 1.07 or more.
+NOISE_VARIES = 0.8
 SATURATED = 2.0 / 255  # areas whose mean is within this of 0 or 1 are clipped
 CLIP_MARGIN = 2.0  # noise sigmas from 0 and 1 beyond which clipping is negligible
 MAD_TO_SIGMA = 0.6745  # median |N(0, 1)|
@@ -196,10 +202,10 @@ def grid_to_pixels(grid: np.ndarray, ys: list[float], xs: list[float],
                     axis=1).astype(np.float32)
 
 
-def sigma_grid(image: np.ndarray, method: str = METHOD
-               ) -> tuple[np.ndarray, list[float], list[float]]:
-    """The smoothed sigma (0-255) at the centres of overlapping windows, and those
-    centres' y and x."""
+def _window_sigmas(image: np.ndarray, method: str
+                   ) -> tuple[np.ndarray, list[float], list[float]]:
+    """Sigma (0-255) of each overlapping window, NaN where nothing could be read, and
+    the window centres' y and x."""
     estimate = ESTIMATORS[method]
     planes = unit_channels(image)
     h, w = planes.shape[1:]
@@ -211,10 +217,32 @@ def sigma_grid(image: np.ndarray, method: str = METHOD
             sigmas = [estimate(p[top:top + window, left:left + window]) for p in planes]
             if all(s is not None for s in sigmas):
                 grid[i, j] = 255.0 * _combined([s for s in sigmas if s is not None])
-    grid = _smooth_grid(_fill_missing(grid, global_sigma(image, method)))
     ys = [t + min(window, h) / 2 - 0.5 for t in tops]
     xs = [x + min(window, w) / 2 - 0.5 for x in lefts]
     return grid, ys, xs
+
+
+def sigma_grid(image: np.ndarray, method: str = METHOD
+               ) -> tuple[np.ndarray, list[float], list[float]]:
+    """The smoothed sigma (0-255) at the centres of overlapping windows, and those
+    centres' y and x."""
+    grid, ys, xs = _window_sigmas(image, method)
+    return _smooth_grid(_fill_missing(grid, global_sigma(image, method))), ys, xs
+
+
+def image_sigma(image: np.ndarray, method: str = METHOD) -> float:
+    """The one sigma a single strength should answer (0-255). Where the noise clearly
+    varies across the image (the windows' 10th to 90th percentile span more than
+    NOISE_VARIES of their median), the median over the windows: the flattest blocks of
+    the whole image would all sit in its quietest part and read it low. Otherwise the
+    whole-image estimate, which textured windows do not pull up."""
+    grid, _ys, _xs = _window_sigmas(image, method)
+    known = grid[np.isfinite(grid)]
+    if known.size >= MIN_WINDOWS:
+        low, middle, high = np.percentile(known, [10, 50, 90])
+        if middle > 0 and (high - low) / middle > NOISE_VARIES:
+            return float(middle)
+    return global_sigma(image, method)
 
 
 def sigma_map(image: np.ndarray, method: str = METHOD) -> np.ndarray:

@@ -23,6 +23,10 @@ class InstallError(Exception):
     """A step failed; the message says which and why, in plain words."""
 
 
+class Cancelled(InstallError):
+    """The installer was asked to stop (SIGTERM: the editor's Cancel)."""
+
+
 @dataclass
 class Sources:
     """Where the backend comes from: a wheel file, a checkout, or the package index."""
@@ -109,11 +113,16 @@ def run_step(argv: Sequence[str], say: Say, what: str) -> None:
         raise InstallError(f"{what} could not start: {exc}") from None
     tail: list[str] = []
     assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip()
-        if line:
-            print(f"    {line}", flush=True)
-            tail = (tail + [line])[-15:]
+    try:
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line:
+                print(f"    {line}", flush=True)
+                tail = (tail + [line])[-15:]
+    except BaseException:
+        proc.terminate()  # cancelled: pip stops too
+        proc.wait()
+        raise
     if proc.wait() != 0:
         raise InstallError(f"{what} failed (exit {proc.returncode}):\n" + "\n".join(tail))
 
@@ -121,6 +130,16 @@ def run_step(argv: Sequence[str], say: Say, what: str) -> None:
 def venv_works(venv: Path, p: Platform) -> bool:
     python = locations.venv_python(venv, p)
     return python.is_file() and p.run([str(python), "-c", "import sys"]) is not None
+
+
+def venv_state(venv: Path, p: Platform) -> str:
+    """'missing', 'working', 'broken' (a virtualenv whose Python no longer runs: made
+    again) or 'foreign' (a folder with other things in it: never touched)."""
+    if not venv.exists() or (venv.is_dir() and not any(venv.iterdir())):
+        return "missing"
+    if venv_works(venv, p):
+        return "working"
+    return "broken" if (venv / "pyvenv.cfg").is_file() else "foreign"
 
 
 def installed_versions(venv: Path, p: Platform) -> str:

@@ -63,9 +63,12 @@ class Installer:
     # -- deciding ------------------------------------------------------------------------
 
     def torch(self) -> torch_choice.TorchChoice:
-        """The torch build and where it comes from (--torch-index-url beats the choice's)."""
+        """The torch build and where it comes from: --torch-index-url, else a given
+        --index-url (a private or offline index is meant to be the only source), else the
+        choice's own index."""
         choice = torch_choice.choose(self.p, self.options.torch)
-        given = self.options.sources.torch_index_url
+        sources = self.options.sources
+        given = sources.torch_index_url or sources.index_url
         return dataclasses.replace(choice, index_url=given) if given else choice
 
     def targets(self) -> list[editors.PluginTarget]:
@@ -81,16 +84,17 @@ class Installer:
                  + (" (upgrade in place)" if upgrade else ""),
                  choice.describe(),
                  f"install the backend from {self.options.sources.describe()}"]
-        for target in self.targets():
+        targets = self.targets()
+        for target in targets:
             found = "; ".join(i.describe() for i in target.installs) or "its folder exists"
             how = "detected" if target.pythons_detected else "not detected: all known"
             lines.append(f"{target.editor} plugin into {target.folder} (for {found}; pyzmq "
                          f"for Python {', '.join(target.pythons)}, {how})")
-        if self.options.plugins and not self.options.point and not any(
-                t.editor == "krita" for t in self.targets()):
+        looked = self.options.plugins and not self.options.point
+        editors_found = {t.editor for t in targets}
+        if looked and "krita" not in editors_found:
             lines.append("no Krita found: no Krita plugin")
-        if self.options.plugins and not self.options.point and not any(
-                t.editor == "gimp" for t in self.targets()):
+        if looked and "gimp" not in editors_found:
             lines.append("no GIMP 3 found: no GIMP plug-in")
         for folder in self.options.point:
             lines.append(f"point the plugin in {folder} at the backend")
@@ -99,24 +103,41 @@ class Installer:
 
     # -- doing ---------------------------------------------------------------------------
 
+    def _environment(self) -> bool:
+        """Create the backend's environment, or keep a working one; True when made now."""
+        state = backend.venv_state(self.venv, self.p)
+        if state == "working":
+            self._step(f"keeping {self.venv} (upgrading in place)")
+            return False
+        if state == "foreign":
+            raise backend.InstallError(f"{self.venv} exists and is not a Python environment: "
+                                       "choose another --prefix or --venv.")
+        self._step(f"creating the backend's environment {self.venv}")
+        argv = backend.venv_command(backend.base_python(self.p), self.venv)
+        self.runner(argv + (["--clear"] if state == "broken" else []), self.say,
+                    "creating the backend's environment")
+        return True
+
     def _backend(self, choice: torch_choice.TorchChoice) -> str:
         sources = self.options.sources
-        if backend.venv_works(self.venv, self.p):
-            self._step(f"keeping {self.venv} (upgrading in place)")
-        else:
-            self._step(f"creating the backend's environment {self.venv}")
-            python = backend.base_python(self.p)
-            self.runner(backend.venv_command(python, self.venv), self.say,
-                        "creating the backend's environment")
+        made = False
+        try:
+            made = self._environment()
+            self._step(choice.describe())
+            torch_argv = backend.torch_command(self.python, choice, sources)
+            if torch_argv:
+                self.runner(torch_argv, self.say, "installing torch")
+            self._step(f"installing the backend from {sources.describe()}")
+            self.runner(backend.package_command(self.python, sources), self.say,
+                        "installing the backend")
+            versions = backend.installed_versions(self.venv, self.p)
+        except backend.InstallError:
+            if made:  # a half-made environment is of no use: leave nothing behind
+                remove_path(self.venv)
+                self.say(f"removed the unfinished {self.venv}")
+            raise
         self.record.add(self.venv)
-        self._step(choice.describe())
-        torch_argv = backend.torch_command(self.python, choice, sources)
-        if torch_argv:
-            self.runner(torch_argv, self.say, "installing torch")
-        self._step(f"installing the backend from {sources.describe()}")
-        self.runner(backend.package_command(self.python, sources), self.say,
-                    "installing the backend")
-        return backend.installed_versions(self.venv, self.p)
+        return versions
 
     def _plugins(self, targets: list[editors.PluginTarget]) -> list[str]:
         done: list[str] = []
@@ -146,8 +167,15 @@ class Installer:
         choice = self.torch()
         targets = self.targets()
         self._steps = (0, 3 + len(self.options.point) + len(targets))
-        self.record.path.parent.mkdir(parents=True, exist_ok=True)
-        versions = self._backend(choice)
+        folder = self.record.path.parent
+        made_folder = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            versions = self._backend(choice)
+        except backend.InstallError:
+            if made_folder and not any(folder.iterdir()):
+                folder.rmdir()
+            raise
         self.record.details.update({"torch": choice.variant, "installed": versions})
         self.record.version = versions.split(",")[0].replace("dni ", "")
         self.record.save()  # the backend is there: uninstall can remove it even if a

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import launcher
+from .settings import BACKEND_RECORD, read_json
 from .version import VERSION
 
 INSTALL = "install"
@@ -64,6 +66,21 @@ def decide(hello: Mapping[str, Any] | None, backend_found: bool,
                  f"is {plugin_version}. Update the backend to {plugin_version}?", version)
 
 
+def offer_for(session: Any) -> Offer | None:
+    """`decide` for a host's Session: its hello when connected, else whether its settings
+    name a backend command that exists."""
+    hello = session.info if session.connected else None
+    found = launcher.find_backend(session.settings.backend_record()) is not None
+    return decide(hello, found)
+
+
+def adopt_new_backend(session: Any, plugin_dir: str) -> None:
+    """After a successful run: read the plugin's backend.json again (the installer pointed
+    it at the new backend) and reconnect, so the next filter starts that backend."""
+    session.settings.installed = read_json(os.path.join(plugin_dir, BACKEND_RECORD))
+    session.reset()
+
+
 def installer_path(plugin_dir: str) -> str | None:
     """The installer an installed plugin carries (None when it has none)."""
     path = os.path.join(plugin_dir, INSTALLER_DIR, "install.py")
@@ -92,6 +109,17 @@ def _version(python: str) -> tuple[int, int]:
         return int(major), int(minor)
     except (OSError, subprocess.SubprocessError, ValueError):
         return (0, 0)
+
+
+_NO_WINDOW = 0x08000000  # Windows: no console window pops up over the editor
+
+
+def _own_group() -> dict[str, Any]:
+    """Popen options that start the installer in its own process group, so that cancel
+    reaches pip too (and Ctrl+C in a terminal editor does not reach the installer)."""
+    if os.name == "nt":
+        return {"creationflags": _NO_WINDOW | 0x00000200}  # CREATE_NEW_PROCESS_GROUP
+    return {"start_new_session": True}
 
 
 @dataclass
@@ -143,7 +171,7 @@ class InstallRun:
             self._process = subprocess.Popen(
                 self.request.argv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace",
-                env=self.env, close_fds=True)
+                env=self.env, close_fds=True, **_own_group())
         except OSError as exc:
             raise launcher.LaunchError(f"The installer could not start: {exc}.") from None
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -187,18 +215,26 @@ class InstallRun:
         """Plain words for the artist when it failed (None while running or after success)."""
         if not self.finished() or self.returncode == 0:
             return None
-        errors = [line for line in self.lines if "error:" in line] or self.lines[-5:]
-        return (f"The installation failed: {errors[-1].split('error:', 1)[-1].strip()} "
-                f"The whole log is in {self.log_path}." if errors else
-                f"The installation failed; see {self.log_path}.")
+        ours = [line.split("error:", 1)[1].strip() for line in self.lines if "error:" in line]
+        causes = [line.strip() for line in self.lines if line.strip().startswith("ERROR:")]
+        said = " ".join(x.rstrip(":") + "." for x in (ours[-1:] + causes[-1:]))  # pip's
+        return f"The installation failed. {said} The whole log is in {self.log_path}." \
+            if said else f"The installation failed; see {self.log_path}."
 
     def cancel(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+        """End the installer and what it started (pip): the whole process group."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        if os.name == "nt":
+            subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)],
+                           capture_output=True, creationflags=_NO_WINDOW)
+        else:
+            os.killpg(process.pid, signal.SIGTERM)  # the installer removes what it began
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
     def wait(self, timeout: float) -> int:
         """Blocking, for scripts and tests."""

@@ -105,6 +105,7 @@ class Session:
         self.state = STATE_IDLE
         self.message = "Not connected."
         self.info: dict[str, Any] = {}
+        self._restart = False  # our backend died: start it again at the next tick
         self.families: list[FamilyInfo] = []
         self.client: Client | None = None
         self.backend: Any = None
@@ -236,7 +237,10 @@ class Session:
         self.backend = None
         self._close_client()
         self._fail_all("backend_died", text)
-        self._set(STATE_ERROR, text + " It will be started again for the next job.")
+        self._set(STATE_ERROR, text + " It is being started again.")
+        # Start it again at the next tick, not at the next job: the artist may open a
+        # dialog now, and it needs the families (listeners see the error first).
+        self._restart = True
 
     def wait_connected(self, timeout: float = launcher.START_TIMEOUT,
                        pump: Pump | None = None) -> None:
@@ -307,11 +311,13 @@ class Session:
 
     def tick(self) -> None:
         """Connecting steps and event delivery; call every few tens of ms (GUI thread)."""
-        if self.state in (STATE_CONNECTING, STATE_STARTING) or self._waiting:
+        if self.state in (STATE_CONNECTING, STATE_STARTING) or self._waiting or self._restart:
             try:
                 self.step()
             except BackendError:
-                pass  # the error state and its message tell the listeners
+                self._restart = False  # starting it failed: the message says why
+            if self.state != STATE_ERROR:
+                self._restart = False  # on its way
         if self._waiting and self.connected:
             self._send_waiting()
         if self.client is None:

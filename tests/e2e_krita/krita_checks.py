@@ -119,6 +119,11 @@ def run_checks() -> None:
           seconds=round(time.monotonic() - t0, 1), message=conn.message,
           families=[f.name for f in conn.families])
 
+    if CONF.get("only"):  # a developer's shortcut: DNI_E2E_ONLY=view,layers
+        for part in CONF["only"]:
+            {"view": view_checks, "layers": lambda k: layer_and_backend_checks(k, conn),
+             "bench": preview_benchmark}[part](dni_krita)
+        return
     denoise = CONF["denoise"]
     size = 96
     doc, layer = new_doc(size, size, "noisy")
@@ -214,10 +219,18 @@ def run_checks() -> None:
           and bytes(src.pixelData(0, 0, 32, 24)) == small and (d.width(), d.height()) == (32, 24),
           size=[new_doc_.width(), new_doc_.height()], seconds=round(seconds, 2),
           layer=big.name())
-    dni_krita.run_filter(sr, strength=0.5, layer=src, document=d)
-    check("super_resolve_resize_4x", (d.width(), d.height()) == (128, 96),
-          size=[d.width(), d.height()])
-    for x in (new_doc_, d):
+    d2, src2 = new_doc(32, 24, "small-enlarged")  # its view is the active one now
+    src2.setPixelData(small, 0, 0, 32, 24)
+    pump(0.3)
+    canvas = app.activeWindow().activeView().canvas()
+    zoom = canvas.zoomLevel()
+    dni_krita.run_filter(sr, strength=0.5, layer=src2, document=d2, sr_output="resize")
+    pump(0.3)
+    # The view zooms out by the same factor: the picture keeps its size on screen.
+    check("super_resolve_resize_4x", (d2.width(), d2.height()) == (128, 96)
+          and abs(canvas.zoomLevel() - zoom / 4) < 1e-3 * zoom,
+          size=[d2.width(), d2.height()], zoom_before=zoom, zoom_after=canvas.zoomLevel())
+    for x in (new_doc_, d, d2):
         x.setModified(False)
         x.close()
 
@@ -383,6 +396,7 @@ def run_checks() -> None:
     d.setModified(False)
     pump(0.5)
     log("kill done")
+    layer_and_backend_checks(dni_krita, conn)
 
 
 # -- the preview where the artist looks ------------------------------------------------------
@@ -404,15 +418,16 @@ def _preview_of_zoomed_second_document(dni_krita) -> None:
 
     app = Krita.instance()
     first, _ = new_doc(2000, 1000, "first")
-    second, layer = new_doc(1600, 1200, "second")
+    second, _ = new_doc(1600, 1200, "second")
+    # The dialog filters the active layer; Document.setActiveNode() does nothing in Krita
+    # 5.1.5 under Xvfb (no window manager), so the picture goes into Background, which is.
+    layer = second.rootNode().childNodes()[0]
     layer.setPixelData(noisy_fill(1600, 1200, sigma=3.0), 0, 0, 1600, 1200)
     layer.setPixelData(bytes([0, 0, 255, 255]) * 1600, 1200, 900, 40, 40)  # red, BGRA
     second.refreshProjection()
     second.waitForDone()
     app.activeWindow().activeView().canvas().setZoomLevel(2.0)
     pump(0.5)
-    second.setActiveNode(layer)
-    pump(0.2)
     window = app.activeWindow()
     controller = canvas_view._canvas_controller(window)
     h, v = controller.horizontalScrollBar(), controller.verticalScrollBar()
@@ -456,14 +471,18 @@ def _canvas_preview_leaves_no_trace(dialog, doc) -> None:
     shown = dialog.canvas_preview.shown if dialog.canvas_preview else None
     during = [n.name() for n in doc.rootNode().childNodes()]
     locked = preview is not None and preview.locked()
+    mark = dialog.canvas_preview._history_mark if dialog.canvas_preview else None
     dialog.on_canvas.setChecked(False)
     pump(0.5)
     after = [n.name() for n in doc.rootNode().childNodes()]
+    log(f"canvas preview: mark {mark}, at close {canvas_view.undo_position(doc)}")
     # The history is where it was (its current step); the undone "Add Layer" stays only
     # as a redo step, which the next action drops.
     now = canvas_view.undo_position(doc)
     check("canvas_preview_on_off_leaves_no_layer",
-          during == names + ["DNI preview"] and locked and after == names
+          sorted(during) == sorted(names + ["DNI preview"])
+          and during.index("DNI preview") == during.index(dialog.node.name()) + 1
+          and locked and after == names
           and history is not None and now is not None and now[1] == history[1],
           before=names, during=during, after=after, area=list(shown) if shown else None,
           history_before=history, history_after=canvas_view.undo_position(doc))
@@ -502,10 +521,13 @@ def _longest_stall_while(condition, seconds: float) -> float:
 
 
 class _Slowest:
-    """Wraps the plugin's GUI-thread handlers and keeps the longest call of each (ms)."""
+    """Wraps the plugin's GUI-thread handlers and keeps the longest call of each (ms).
+    Classes are patched before the dialog exists, so that the handlers its timers and
+    signals were connected to are the wrapped ones."""
 
     def __init__(self, owners: list) -> None:
         self.longest: dict = {}
+        self._originals = [(owner, name, owner.__dict__.get(name)) for owner, name in owners]
         for owner, name in owners:
             setattr(owner, name, self._timed(name, getattr(owner, name)))
 
@@ -519,6 +541,13 @@ class _Slowest:
                 self.longest[name] = round(max(self.longest.get(name, 0.0), ms), 1)
         return timed
 
+    def restore(self) -> None:
+        for owner, name, original in self._originals:
+            if original is None:
+                delattr(owner, name)  # an instance attribute over the class's method
+            else:
+                setattr(owner, name, original)
+
 
 def _preview_freeze_per_depth(dni_krita) -> None:
     """A 512² preview at every depth: the slider moves, the preview arrives, and Krita's
@@ -528,13 +557,19 @@ def _preview_freeze_per_depth(dni_krita) -> None:
     session = dni_krita.session()
     stalls = {}
     for depth in ("U8", "U16", "F16", "F32"):
-        doc, layer = new_doc(1024, 1024, f"freeze-{depth}", depth)
+        doc, _ = new_doc(1024, 1024, f"freeze-{depth}", depth)
+        layer = doc.rootNode().childNodes()[0]  # Background: the active layer
         layer.setPixelData(_depth_fill(depth, 1024, 1024), 0, 0, 1024, 1024)
         doc.refreshProjection()
         doc.waitForDone()
         pump(0.3)
-        doc.setActiveNode(layer)
-        pump(0.2)
+        from dni_krita.preview import PreviewScheduler
+        from dni_krita.preview_image import Converter
+        from dni_krita.preview_view import PreviewView
+
+        slowest = _Slowest([(session, "tick"), (PreviewScheduler, "run"),
+                            (PreviewScheduler, "_event"), (Converter, "_step"),
+                            (PreviewView, "paintEvent")])
         dialog = dni_krita.open_dialog(family=CONF["denoise"])
         dialog.area = None
         dialog.preview.setFixedSize(512, 512)
@@ -542,8 +577,7 @@ def _preview_freeze_per_depth(dni_krita) -> None:
         deadline = time.monotonic() + 60
         while dialog.previews_shown < 1 and time.monotonic() < deadline:
             pump(0.05)
-        slowest = _Slowest([(session, "tick"), (dialog.previews, "run"),
-                            (dialog.converter, "_step"), (dialog.preview, "paintEvent")])
+        slowest.longest.clear()  # opening the dialog is not the slider's business
         gaps = []
         for strength in (0.1, 0.9, 0.4):
             shown = dialog.previews_shown
@@ -552,7 +586,7 @@ def _preview_freeze_per_depth(dni_krita) -> None:
                 lambda s=shown, d=dialog: d.previews_shown > s, 60))
         stalls[depth] = {"crop": list(dialog.crop), "handlers_ms": slowest.longest,
                          "longest_timer_gap_ms": max(gaps)}
-        del session.tick  # the class's own method again
+        slowest.restore()
         dialog.reject()
         doc.setModified(False)
         doc.close()
@@ -562,9 +596,205 @@ def _preview_freeze_per_depth(dni_krita) -> None:
           all(max(v["handlers_ms"].values()) < 50 for v in stalls.values()), **stalls)
 
 
+def _percentile(values: list, q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def preview_benchmark(dni_krita) -> None:
+    """Slider to preview inside Krita, 512² crops, U8 and F32: each move waits for its
+    preview (ms from the slider's new value to the picture in the dialog). Beside it, in
+    the same run, the same crop as a blocking job through the same session: the backend's
+    own round trip, so the ratio is what the plugin adds."""
+    from dni_krita.preview import PreviewScheduler
+    from dni_krita.preview_image import Converter
+    from dni_krita.preview_view import PreviewView
+
+    session = dni_krita.session()
+    moves = int(CONF.get("bench_moves", 12))
+    table = {}
+    for depth in ("U8", "F32"):
+        doc, _ = new_doc(1024, 1024, f"bench-{depth}", depth)
+        layer = doc.rootNode().childNodes()[0]
+        layer.setPixelData(_depth_fill(depth, 1024, 1024), 0, 0, 1024, 1024)
+        doc.refreshProjection()
+        doc.waitForDone()
+        pump(0.3)
+        dialog = dni_krita.open_dialog(family=CONF["denoise"])
+        dialog.area = None
+        dialog.preview.setFixedSize(512, 512)
+        dialog._read_preview_source()
+        _wait(lambda d=dialog: d.previews_shown >= 1, 60)
+        slowest = _Slowest([(session, "tick"), (PreviewScheduler, "run"),
+                            (PreviewScheduler, "_event"), (Converter, "_step"),
+                            (PreviewView, "paintEvent")])
+        latencies, round_trips = [], []
+        for i in range(moves):
+            shown = dialog.previews_shown
+            t0 = time.perf_counter()
+            dialog.set_strength(round(0.05 + 0.9 * ((i * 7) % moves) / moves, 3))
+            _wait(lambda s=shown, d=dialog: d.previews_shown > s, 60)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            job = dialog._preview_job()
+            t0 = time.perf_counter()
+            session.run(job.spec, timeout=60, pump=QCoreApplication.processEvents)
+            round_trips.append((time.perf_counter() - t0) * 1000)
+        slowest.restore()
+        table[depth] = {
+            "crop": list(dialog.crop), "moves": moves,
+            "slider_to_preview_p50_ms": round(_percentile(latencies, 0.5), 1),
+            "slider_to_preview_p95_ms": round(_percentile(latencies, 0.95), 1),
+            "backend_round_trip_p50_ms": round(_percentile(round_trips, 0.5), 1),
+            "longest_handler_ms": max(slowest.longest.values() or [0.0]),
+            "handlers_ms": slowest.longest}
+        dialog.reject()
+        doc.setModified(False)
+        doc.close()
+        pump(0.2)
+    results["preview_benchmark"] = table
+    check("preview_benchmark_ran", all(v["moves"] == moves for v in table.values()), **table)
+
+
 def view_checks(dni_krita) -> None:
     _preview_of_zoomed_second_document(dni_krita)
     _preview_freeze_per_depth(dni_krita)
+
+
+# -- DNI layers, the docker, and the backend going away ------------------------------------
+
+def _wait(condition, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        pump(0.05)
+    return bool(condition())
+
+
+def _docker():
+    from PyQt5.QtWidgets import QDockWidget
+
+    qwin = Krita.instance().activeWindow().qwindow()
+    return [d for d in qwin.findChildren(QDockWidget) if d.windowTitle() == "DNI"][0]
+
+
+def _reedit_a_dni_layer(dni_krita) -> None:
+    """Select a DNI layer, move the docker's slider: it is made again in its place from
+    its source with the new strength; undo brings the old one back."""
+    from dni_krita.plugin import instance
+
+    denoise = CONF["denoise"]
+    doc, src = new_doc(64, 64, "reedit")
+    src.setPixelData(noisy_fill(64, 64), 0, 0, 64, 64)
+    pump(0.3)
+    first = dni_krita.run_filter(denoise, strength=0.2, layer=src, document=doc)
+    first_pixels = bytes(first.pixelData(0, 0, 64, 64))
+    reference = dni_krita.run_filter(denoise, strength=0.9, layer=src, document=doc)
+    wanted = bytes(reference.pixelData(0, 0, 64, 64))
+    reference.remove()
+    docker = _docker()
+    docker.show_selected(doc, first)  # what its watcher does when the artist clicks it
+    found = docker.selected is not None and docker.selected[1].name() == first.name()
+    made = instance().last_run.layer if instance().last_run else None
+    docker.slider.setValue(900)  # as a drag to 90 %, then the release
+    docker.slider.sliderReleased.emit()
+    _wait(lambda: instance().last_run is not None and instance().last_run.layer is not made
+          and instance().session.current is None)
+    names = [n.name() for n in doc.rootNode().childNodes()]
+    new = doc.nodeByName(f"DNI {instance().session.family(denoise).title} 90%")
+    same = new is not None and bytes(new.pixelData(0, 0, 64, 64)) == wanted
+    undos = 0
+    new_name = new.name() if new is not None else "?"
+    while (doc.nodeByName(first.name()) is None or doc.nodeByName(new_name) is not None) \
+            and undos < 3:
+        Krita.instance().action("edit_undo").trigger()
+        doc.waitForDone()
+        pump(0.3)
+        undos += 1
+    back = doc.nodeByName(first.name())
+    check("reedit_dni_layer_in_place", found and same and names.index(new.name()) == 2
+          and back is not None and bytes(back.pixelData(0, 0, 64, 64)) == first_pixels
+          and doc.nodeByName(new_name) is None,
+          layers=names, undos_to_restore=undos, docker=docker.last_label.text())
+    doc.setModified(False)
+
+
+def _docker_rerun_keeps_a_mix(dni_krita) -> None:
+    from dni_krita.plugin import instance
+
+    doc, src = new_doc(32, 32, "mix")
+    src.setPixelData(noisy_fill(32, 32), 0, 0, 32, 32)
+    mixed = dni_krita.run_filter("tiny3", weights=[0.2, 0.3, 0.5], layer=src, document=doc)
+    pixels = bytes(mixed.pixelData(0, 0, 32, 32))
+    docker = _docker()
+    docker.show_selected(doc, mixed)
+    docker.rerun()
+    _wait(lambda: instance().last_run.layer is not mixed and instance().session.current is None)
+    again = instance().last_run.layer
+    check("docker_rerun_keeps_n_way_mix", again is not None and again is not mixed
+          and again.name() == "DNI Tiny3 20/30/50"
+          and bytes(again.pixelData(0, 0, 32, 32)) == pixels,
+          layers=[n.name() for n in doc.rootNode().childNodes()])
+    doc.setModified(False)
+
+
+def _apply_right_after_a_crash(dni_krita, conn) -> None:
+    """The backend dies; the artist presses Apply at once: it waits for the new backend
+    and applies (before: only "Starting the DNI backend…", nothing happened)."""
+    doc, _ = new_doc(48, 48, "crash")
+    doc.rootNode().childNodes()[0].setPixelData(noisy_fill(48, 48), 0, 0, 48, 48)
+    pump(0.3)
+    conn.backend.process.kill()
+    conn.backend.process.wait()
+    log(f"crash: killed; {conn.state}: {conn.message}")
+    dialog = dni_krita.open_dialog(family="tiny")
+    _wait(lambda: dialog.state is not None, 60)
+    log(f"crash: dialog ready={dialog.state is not None}; {conn.state}: {conn.message}")
+    dialog.apply()
+    ok = _wait(lambda: dialog.result_layer is not None, 60)
+    log(f"crash: applied={ok}; {conn.state}: {conn.message}; {dialog.status.text()}")
+    check("apply_right_after_backend_crash", ok, status=dialog.status.text(),
+          message=conn.message)
+    if not ok:
+        dialog.reject()
+    doc.setModified(False)
+
+
+def _port_change(conn) -> None:
+    """DNI Settings: a new port. The plugin stops its backend on the old one and starts
+    one on the new one; nothing answers on the old port any more."""
+    import socket
+
+    from dni_krita.settings_dialog import SettingsDialog
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    old = conn.settings.endpoint
+    dialog = SettingsDialog()
+    dialog.endpoint.setText(f"tcp://127.0.0.1:{port}")
+    t0 = time.monotonic()
+    dialog.store()
+    conn.wait_connected(timeout=120, pump=lambda: QCoreApplication.processEvents())
+    seconds = time.monotonic() - t0
+    old_port = int(old.rsplit(":", 1)[1])
+
+    def answers(p: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", p), timeout=0.3):
+                return True
+        except OSError:
+            return False
+
+    results["new_port"] = port
+    check("port_change_restarts_backend", conn.connected and answers(port)
+          and not answers(old_port) and conn.backend is not None,
+          seconds=round(seconds, 1), old=old, new=conn.settings.endpoint)
+
+
+def layer_and_backend_checks(dni_krita, conn) -> None:
+    _reedit_a_dni_layer(dni_krita)
+    _docker_rerun_keeps_a_mix(dni_krita)
+    _apply_right_after_a_crash(dni_krita, conn)
+    _port_change(conn)
 
 
 def finish() -> None:

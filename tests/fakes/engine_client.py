@@ -103,14 +103,20 @@ class EngineClient(Client):
         w, h = job["width"], job["height"]
         image = layouts.to_array(job["pixels"], w, h, job["layout"])
         mask = None if job["mask"] is None else layouts.plane_to_array(job["mask"], w, h)
-        smap = None if job["strength_map"] is None else layouts.plane_to_array(
-            job["strength_map"], w, h)
+        auto_map = job["strength_map"] == "auto"
+        smap = job["strength_map"]
+        if smap is not None and not auto_map:
+            smap = layouts.plane_to_array(smap, w, h)
+        found = {}
+        if auto_map or job["strength"] == "auto":  # as the server's worker: say what it chose
+            found["auto"] = self.engine.estimate(job["family"], np.array(image),
+                                                 per_region=auto_map).to_json()
         out = self.engine.run(job["family"], np.array(image), strength=job["strength"],
                               weights=job["weights"], mask=mask, strength_map=smap,
                               mode=job["mode"])
         data = layouts.to_bytes(out, job["layout"])
-        header = {"kind": "result", "width": int(out.shape[1]), "height": int(out.shape[0]),
-                  "layout": layouts.resolve(job["layout"])}
+        header = {**found, "kind": "result", "width": int(out.shape[1]),
+                  "height": int(out.shape[0]), "layout": layouts.resolve(job["layout"])}
         return header, data
 
     def poll(self, timeout_ms: int = 0) -> list[Event]:

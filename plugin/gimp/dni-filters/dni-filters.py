@@ -80,6 +80,22 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
         "(families whose slider is a noise level)", False, RW)
 
 
+def _connect_or_offer_install(session: object, settings: object, progress: object,
+                              interactive: bool) -> None:
+    """Connect; with nothing installed, an interactive run offers to install the backend
+    (nothing is downloaded unless the artist says so) and then connects again."""
+    try:
+        dni_gimp.connect(session, progress)
+    except FilterError:
+        import dni_gimp_install
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        if not interactive or not dni_gimp_install.offer_install(session, here,
+                                                                  settings.config_dir):
+            raise
+        dni_gimp.connect(session, progress)
+
+
 def _run(procedure: Gimp.Procedure, entry: Filter, interactive: bool, image: Gimp.Image,
          drawables: list, config: Gimp.ProcedureConfig) -> Gimp.ValueArray | None:
     """Run one filter; None when it finished, the CANCEL values when the dialog was
@@ -89,7 +105,7 @@ def _run(procedure: Gimp.Procedure, entry: Filter, interactive: bool, image: Gim
     session = dni_gimp.new_session(settings)
     progress = dni_gimp.Progress(f"DNI {entry.title}: connecting...")
     try:
-        dni_gimp.connect(session, progress)
+        _connect_or_offer_install(session, settings, progress, interactive)
         if interactive:
             import dni_gimp_dialog
 

@@ -124,3 +124,15 @@ def run_install_dialog(offer: Offer, plugin_dir: str, log_dir: str) -> bool:
     Gtk.main()
     dialog.dialog.destroy()
     return dialog.installed
+
+
+def offer_install(session: object, plugin_dir: str, log_dir: str) -> bool:
+    """No backend could be reached: offer to install one. True once it is installed and
+    the session points at it (the caller connects again)."""
+    offer = install_offer.offer_for(session)
+    if offer is None or offer.kind != install_offer.INSTALL:
+        return False
+    if not run_install_dialog(offer, plugin_dir, log_dir):
+        return False
+    install_offer.adopt_new_backend(session, plugin_dir)
+    return True

@@ -83,7 +83,7 @@ def run_filter(family: str, strength: float | None = None,
                weights: Sequence[float] | None = None, layer: Any = None,
                selection_only: bool = True, strength_map: Any = None, *,
                mode: str = "network", target: str = core.TARGET_NEW_LAYER,
-               sr_output: str = core.SR_RESIZE, document: Any = None,
+               sr_output: str = core.SR_NEW_DOCUMENT, document: Any = None,
                timeout: float = 600.0,
                on_progress: Callable[[float], Any] | None = None) -> Any:
     """Filter a paint layer with an interpolated network; return the new layer.
@@ -97,7 +97,8 @@ def run_filter(family: str, strength: float | None = None,
       black = weakest, per pixel.
     mode: "network" (DNI) or "pixel" (blend the members' outputs: the paper's baseline).
     target: "new_layer" (above the source; the default) or "replace" (undoable).
-    sr_output: for super-resolution, "resize" (enlarge this image) or "new_document".
+    sr_output: for super-resolution, "new_document" (the default: the source stays) or
+      "resize" (enlarge this image: two undo steps, the enlargement and the new layer).
     on_progress(fraction): returning True cancels the job.
     Raises FilterError with a message for the user; the document is unchanged then.
     """

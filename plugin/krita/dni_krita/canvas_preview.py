@@ -103,6 +103,7 @@ class CanvasPreview(QObject):
         mark = self._history_mark
         if mark is not None and canvas_view.undo_position(self.doc) == mark:
             Krita.instance().action("edit_undo").trigger()  # the "Add Layer" step itself
+            self.doc.waitForDone()  # the undo runs as a stroke: let it finish first
         if core.node_alive(layer):
             layer.remove()
         self.doc.refreshProjection()

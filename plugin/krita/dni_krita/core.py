@@ -51,7 +51,7 @@ class Options(NamedTuple):
     selection_only: bool = True
     strength_map: Any = None  # None, "selection" or a Krita Node (greyscale layer)
     target: str = TARGET_NEW_LAYER
-    sr_output: str = SR_RESIZE
+    sr_output: str = SR_NEW_DOCUMENT  # the source stays as it is; nothing to undo
     padding: int = DEFAULT_PADDING
 
 
@@ -308,6 +308,7 @@ def apply_result(job: KritaJob, width: int, height: int, layout: str, data: byte
         doc.scaleImage(w * job.scale, h * job.scale, int(doc.xRes()), int(doc.yRes()),
                        "Bicubic")
         doc.waitForDone()
+        _keep_apparent_size(doc, job.scale)
     if in_place_of is not None and node_alive(in_place_of):
         return _instead_of(job, in_place_of, pixels, place)
     parent = node.parentNode()
@@ -341,6 +342,21 @@ def _instead_of(job: KritaJob, old: Any, pixels: bytes, place: Rect) -> Any:
     doc.refreshProjection()
     doc.waitForDone()
     return layer
+
+
+def _keep_apparent_size(doc: Any, factor: int) -> None:
+    """After enlarging the image, zoom the view out by the same factor, so the picture
+    does not suddenly fill the screen (the artist compares it with what it was)."""
+    from krita import Krita
+
+    window = Krita.instance().activeWindow()
+    view = getattr(window, "activeView", lambda: None)() if window is not None else None
+    if view is None or view.document() is None \
+            or view.document().rootNode().uniqueId() != doc.rootNode().uniqueId():
+        return
+    canvas = view.canvas()
+    if canvas is not None:
+        canvas.setZoomLevel(canvas.zoomLevel() / factor)
 
 
 def _into_new_document(job: KritaJob, place: Rect, pixels: bytes) -> Any:

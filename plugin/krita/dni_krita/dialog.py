@@ -11,7 +11,7 @@ from typing import Any
 
 from krita import Krita
 
-from dni_client import auto, filters, mixing
+from dni_client import auto, filters, install_offer, mixing
 from dni_client.errors import FilterError, RequestError
 from dni_client.families import FamilyInfo
 from dni_client.geometry import Rect
@@ -134,7 +134,9 @@ class FilterDialog(QDialog):
         self.retry_button.clicked.connect(self._retry)
         self.settings_button = QPushButton("DNI Settings…")
         self.settings_button.clicked.connect(self._open_settings)
-        for button in (self.retry_button, self.settings_button):
+        self.install_button = QPushButton("Install DNI backend…")
+        self.install_button.clicked.connect(self._install)
+        for button in (self.retry_button, self.settings_button, self.install_button):
             button.setAutoDefault(False)
             button.setVisible(False)
             row.addWidget(button)
@@ -144,6 +146,17 @@ class FilterDialog(QDialog):
     def _show_no_backend(self, visible: bool) -> None:
         self.retry_button.setVisible(visible)
         self.settings_button.setVisible(visible)
+        offer = install_offer.offer_for(self.session) if visible else None
+        self.install_button.setVisible(offer is not None
+                                       and offer.kind == install_offer.INSTALL)
+
+    def _install(self) -> None:
+        from .install_dialog import open_install
+
+        offer = install_offer.offer_for(self.session)
+        if offer is not None:
+            open_install(self, offer)
+        self._retry()
 
     def _retry(self) -> None:
         self._show_no_backend(False)
@@ -297,8 +310,8 @@ class FilterDialog(QDialog):
         self.target_box.addItem("Replace the layer (undoable)", core.TARGET_REPLACE)
         opts.addRow("Result:", self.target_box)
         self.sr_box = QComboBox()
-        self.sr_box.addItem("Enlarge this image", core.SR_RESIZE)
         self.sr_box.addItem("Open a new document", core.SR_NEW_DOCUMENT)
+        self.sr_box.addItem("Enlarge this image (two undo steps)", core.SR_RESIZE)
         self.sr_label = QLabel("Super-resolution:")
         opts.addRow(self.sr_label, self.sr_box)
         return opts

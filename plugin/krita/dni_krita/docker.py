@@ -7,6 +7,7 @@ from typing import Any
 
 from krita import DockWidget
 
+from dni_client import install_offer
 from dni_client.errors import FilterError
 from dni_client.job import Amount
 from dni_client.session import STATE_ERROR
@@ -46,6 +47,9 @@ class DNIDocker(DockWidget):
         self.settings_button.clicked.connect(self._open_settings)
         row.addWidget(self.connect_button)
         row.addWidget(self.settings_button)
+        self.install_button = QPushButton("Install DNI backend…")
+        self.install_button.clicked.connect(self._install)
+        row.addWidget(self.install_button)
         self.get_button = QPushButton("Get more families…")
         self.get_button.clicked.connect(self._get_families)
         row.addWidget(self.get_button)
@@ -159,6 +163,13 @@ class DNIDocker(DockWidget):
         trouble = session.state == STATE_ERROR  # what the artist can do about it, only then
         self.connect_button.setVisible(trouble)
         self.settings_button.setVisible(trouble)
+        self._offer = install_offer.offer_for(session) if trouble or session.connected \
+            else None
+        self.install_button.setVisible(self._offer is not None)
+        if self._offer is not None:
+            self.install_button.setText("Install DNI backend…" if self._offer.kind
+                                        == install_offer.INSTALL else "Update DNI backend…")
+            self.install_button.setToolTip(self._offer.message)
         running = session.current
         self.progress.setVisible(running is not None)
         self.cancel_button.setVisible(running is not None)
@@ -203,6 +214,13 @@ class DNIDocker(DockWidget):
         from .settings_dialog import SettingsDialog
 
         SettingsDialog.edit()
+        self._connect()
+
+    def _install(self) -> None:
+        from .install_dialog import open_install
+
+        if self._offer is not None:
+            open_install(self, self._offer)
         self._connect()
 
     def _get_families(self) -> None:

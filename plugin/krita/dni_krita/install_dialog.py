@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from dni_client import install_offer
+from dni_client import install_offer, launcher
 from dni_client.install_offer import InstallRequest, InstallRun, Offer
 
 from .qt import (
@@ -24,6 +24,7 @@ from .qt import (
     QtWidgets,
     QVBoxLayout,
     QWidget,
+    exec_dialog,
 )
 from .settings import PLUGIN_DIR
 
@@ -111,7 +112,7 @@ class InstallDialog(QDialog):
         self.run = InstallRun(request, self.log_path)
         try:
             self.run.start()
-        except Exception as exc:  # noqa: BLE001  (LaunchError or OSError: said, not raised)
+        except (launcher.LaunchError, OSError) as exc:  # said, not raised
             self.message.setText(str(exc))
             self.run = None
             return
@@ -155,3 +156,14 @@ class InstallDialog(QDialog):
         if self.run is not None and not self.run.finished():
             self.run.cancel()
         super().closeEvent(event)
+
+
+def open_install(parent: QWidget | None, offer: Offer) -> None:
+    """Show the install (or update) dialog for the plugin's session; on success the
+    session reads the new backend record and reconnects."""
+    from .plugin import instance
+
+    session = instance().session
+    dialog = InstallDialog(offer, session.settings.config_dir,
+                           lambda: install_offer.adopt_new_backend(session, PLUGIN_DIR), parent)
+    exec_dialog(dialog)

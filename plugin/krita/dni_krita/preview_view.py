@@ -12,6 +12,7 @@ from .qt import (
     QImage,
     QPainter,
     QPen,
+    QPixmap,
     QPoint,
     QRect,
     QSize,
@@ -47,6 +48,7 @@ class PreviewView(QWidget):
         self._press: QPoint | None = None
         self._dragging_split = False
         self._drag = QPoint(0, 0)
+        self._checker: QPixmap | None = None
         self.setToolTip("Drag the line to compare before | after, drag the picture to "
                         "move it, scroll to zoom.")
 
@@ -66,7 +68,9 @@ class PreviewView(QWidget):
 
     def paintEvent(self, _event: object) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)
-        painter.drawPixmap(0, 0, checker(self.width(), self.height()))
+        if self._checker is None or self._checker.size() != self.size():
+            self._checker = checker(self.width(), self.height())  # drawn once per size
+        painter.drawPixmap(0, 0, self._checker)
         line = int(self.width() * self.split)
         shown = [(self.before, QRect(0, 0, line, self.height())),
                  (self.after if self.after is not None else self.before,
