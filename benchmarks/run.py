@@ -28,6 +28,7 @@ import bench_peer  # noqa: E402
 import bench_preview  # noqa: E402
 import bench_server  # noqa: E402
 import bench_soak  # noqa: E402
+import performance_file  # noqa: E402
 from report import Row, print_rows  # noqa: E402
 
 
@@ -127,7 +128,10 @@ def main() -> None:
             print_rows(title, rows)
         emit(out.getvalue().rstrip() + f"\n\n({time.perf_counter() - started:.0f} s)")
     if args.output:
-        args.output.write_text(PREAMBLE + buffer.getvalue())
+        # Sections other runs wrote (e.g. inside Krita) are carried over as they were.
+        others = performance_file.kept(args.output.read_text()) if args.output.exists() else ""
+        args.output.write_text(PREAMBLE + buffer.getvalue()
+                               + (f"\n\n{others}\n" if others else ""))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,10 @@ def test_progress_per_tile_and_cancel_between_tiles(tiny_family_dir) -> None:
     seen: list[float] = []
     family.apply(image, strength=0.5, tile=32, progress=lambda f, _s: seen.append(f))
     tiles = len(plan_tiles(*image.shape[:2], 32, 16))
-    assert len(seen) == tiles and seen == sorted(seen) and seen[-1] == 1.0
+    # Every tile's end is reported (steps inside a tile come between them).
+    ends = [f for f in seen if abs(f * tiles - round(f * tiles)) < 1e-9]
+    assert ends == [pytest.approx(k / tiles) for k in range(1, tiles + 1)]
+    assert seen == sorted(seen) and seen[-1] == 1.0
 
     calls = []
 
@@ -147,3 +150,19 @@ def test_tile_memory_estimate_counts_activations_at_their_resolution() -> None:
     assert _largest_activation(unet, unet.size_multiple) == 3.0
     plain = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1))
     assert _largest_activation(plain, 1) == 8.0
+
+
+def test_progress_moves_inside_a_single_tile(tiny_family_dir) -> None:
+    """One big tile used to report only its end (0 %, then 100 %): the bar now follows the
+    convolutions the tile has started, in steps the bar can show."""
+    import numpy as np
+
+    from dni.family import Family
+    from dni.registry import find_family
+
+    family = Family(find_family("tiny", [tiny_family_dir]), device="cpu")
+    seen: list[float] = []
+    image = np.zeros((40, 48, 3), np.uint8)
+    family.apply(image, strength=0.5, tile=512, progress=lambda f, _stage: seen.append(f))
+    inside = [f for f in seen if 0 < f < 1]
+    assert len(inside) >= 2 and seen == sorted(seen) and seen[-1] == 1.0

@@ -85,6 +85,23 @@ def _largest_activation(model: nn.Module, multiple: int) -> float:
     return largest / side**2 if largest else 64.0
 
 
+class _TileProgress:
+    """Progress inside one tile, counted in the convolutions it has started: a big tile on
+    a CPU takes seconds, and a bar stuck at 0 % looks like a hang."""
+
+    def __init__(self, report: Progress, done: int, total: int, convs: int) -> None:
+        self.report, self.done, self.total, self.convs = report, done, total, convs
+        self.seen = 0
+        self.last = done / total
+
+    def conv_started(self) -> None:
+        self.seen += 1
+        fraction = (self.done + min(self.seen / self.convs, 0.99)) / self.total
+        if fraction - self.last >= 0.01:  # a step the bar can show, not a flood of events
+            self.last = fraction
+            self.report(fraction, "inference")
+
+
 class Family:
     """One family, loaded once: a new weighting is a memory-speed write into the model."""
 
@@ -113,14 +130,18 @@ class Family:
         # Checked before every convolution too, so that a cancel (a newer preview) does
         # not wait for a whole tile: a big tile on a CPU takes seconds.
         self._cancelled: Callable[[], bool] | None = None
+        self._tile_progress: _TileProgress | None = None
         self._call_autocast = self.autocast
-        for module in self.model.modules():
-            if isinstance(module, nn.Conv2d):
-                module.register_forward_pre_hook(self._check_cancel)
+        convs = [m for m in self.model.modules() if isinstance(m, nn.Conv2d)]
+        self._conv_count = max(1, len(convs))
+        for module in convs:
+            module.register_forward_pre_hook(self._before_conv)
 
-    def _check_cancel(self, _module: nn.Module, _inputs: object) -> None:
+    def _before_conv(self, _module: nn.Module, _inputs: object) -> None:
         if self._cancelled is not None and self._cancelled():
             raise Cancelled("cancelled")
+        if self._tile_progress is not None:
+            self._tile_progress.conv_started()
 
     # -- weightings ---------------------------------------------------------------
     @property
@@ -266,22 +287,33 @@ class Family:
                         raise Cancelled("cancelled")
                     coef = self._coefficient(job, t, size, mask, smap)
                     if np.any(coef):
-                        if self.blender.current != job.weights:
-                            self.blender.set_weights(job.weights)
-                        y0, y1, x0, x1 = t.dst
-                        result = self._forward(image, t)
-                        weight = t.weights() * coef
-                        target = acc_t[:, y0 - carry_from:y1 - carry_from, x0:x1]
-                        if np.all(weight == 1.0):  # e.g. one tile covering the image
-                            target += result
-                        else:
-                            target.addcmul_(result, torch.from_numpy(weight))
+                        if progress is not None:
+                            self._tile_progress = _TileProgress(progress, done, total,
+                                                                self._conv_count)
+                        try:
+                            self._add_tile(image, job, t, coef,
+                                           acc_t[:, t.dst[0] - carry_from:t.dst[1] - carry_from,
+                                                 t.dst[2]:t.dst[3]])
+                        finally:
+                            self._tile_progress = None
                     done += 1
                     if progress is not None:
                         progress(done / total, "inference")
             final_to = row_starts[r + 1] if r + 1 < len(row_starts) else end
             writer.write(carry_from, acc[:, :final_to - carry_from])
             carry, carry_from = acc[:, final_to - carry_from:], final_to
+
+    def _add_tile(self, image: np.ndarray, job: Pass, t: Tile, coef: np.ndarray,
+                  target: torch.Tensor) -> None:
+        """One pass over one tile, added into its box of the output with its weights."""
+        if self.blender.current != job.weights:
+            self.blender.set_weights(job.weights)
+        result = self._forward(image, t)
+        weight = t.weights() * coef
+        if np.all(weight == 1.0):  # e.g. one tile covering the image
+            target += result
+        else:
+            target.addcmul_(result, torch.from_numpy(weight))
 
     @torch.inference_mode()
     def _forward(self, image: np.ndarray, t: Tile) -> torch.Tensor:
