@@ -6,7 +6,8 @@
 #   bash installers/setup.sh            # install + demo (writes out/)
 #   bash installers/setup.sh --no-demo  # install only
 #   bash installers/setup.sh --plugins  # also install the plugins into Krita / GIMP 3
-#   TORCH=cpu bash installers/setup.sh  # pick the torch build (cpu, cuda, rocm, skip)
+#   TORCH=cpu bash installers/setup.sh  # pick the torch build (cpu, cuda, rocm, skip;
+#                                       # default: the one PyPI offers, see install.py)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -32,8 +33,9 @@ if [ -z "$python" ] || ! "$python" -c 'import sys; sys.exit(sys.version_info < (
   exit 1
 fi
 
-torch=()
-[ -n "${TORCH:-}" ] && torch=(--torch "$TORCH")
+# PyPI's own torch by default: it is reachable wherever pip works (PyTorch's download
+# index is not, on some machines, this project's CI included).
+torch=(--torch "${TORCH:-index}")
 "$python" installers/install.py --venv .venv --develop "${torch[@]}" "${plugins[@]}"
 
 if [ "$demo" = 1 ]; then

@@ -209,6 +209,10 @@ def test_asked_for_torch_beats_detection_and_impossible_asks_are_refused(tmp_pat
     with pytest.raises(torch_choice.TorchError, match="Intel Macs"):
         torch_choice.choose(machine(tmp_path, "darwin", "x86_64"))
     assert torch_choice.choose(machine(tmp_path, "darwin", "x86_64"), "skip").variant == "skip"
+    # "index": the package index's own torch (setup.sh's default: PyPI is reachable where
+    # PyTorch's index may not be), never PyTorch's CPU index.
+    assert torch_choice.choose(gpu, "index").index_url is None
+    assert torch_choice.choose(machine(tmp_path), "index").index_url is None
 
 
 def test_pip_commands_put_torch_on_its_index_and_keep_the_users_sources(tmp_path: Path

@@ -17,7 +17,10 @@ TORCH_INDEX = "https://download.pytorch.org/whl"
 CUDA_INDEX = f"{TORCH_INDEX}/cu130"
 ROCM_INDEX = f"{TORCH_INDEX}/rocm7.1"
 CPU_INDEX = f"{TORCH_INDEX}/cpu"
-VARIANTS = ("cpu", "cuda", "rocm", "mps", "skip")
+# "index": whatever build the package index itself offers (PyPI's Linux torch is the
+# CUDA one, which also runs on a CPU): for machines that reach PyPI but not PyTorch's own
+# index, as this project's CI machines (installers/setup.sh uses it).
+VARIANTS = ("cpu", "cuda", "rocm", "mps", "index", "skip")
 PACKAGES = ("torch", "torchvision")  # spandrel imports torchvision: one build for both
 
 
@@ -84,6 +87,8 @@ def choose(p: Platform, asked: str | None = None) -> TorchChoice:
                    "mps": lambda: TorchChoice("mps", PYPI, "asked for"),
                    "cpu": lambda: TorchChoice("cpu", PYPI if p.macos else CPU_INDEX,
                                               "asked for"),
+                   "index": lambda: TorchChoice("index", PYPI, "asked for: the package "
+                                                "index's own build"),
                    "skip": lambda: TorchChoice("skip", PYPI, "asked for")}
         return _checked(reasons[asked](), p)
     if p.macos:
