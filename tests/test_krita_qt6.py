@@ -151,6 +151,7 @@ while plugin.last_run.layer is None and time.monotonic() < deadline:
     pump(0.05)
 docker.refresh()
 mixed = plugin.last_run.layer
+docker._watch_selection()  # what its timer does: the new DNI layer is the active one
 docker.rerun()
 while (plugin.session.current is not None or plugin.last_run.layer is None
        or plugin.last_run.layer is mixed) and time.monotonic() < deadline:

@@ -41,26 +41,18 @@ def preview_rect(doc: Any, selection_only: bool) -> Rect:
 
 class CanvasPreview(QObject):
     def __init__(self, parent: QObject, session: Session, doc: Any, node: Any,
-                 make_job: Callable[[Rect], core.KritaJob | None],
+                 make_job: Callable[[], core.KritaJob | None],
                  status: Callable[[str], None]) -> None:
         super().__init__(parent)
         self.doc, self.node = doc, node
-        self._make_job = make_job
         self.layer: Any = None
         self.shown: Rect | None = None  # where the layer has pixels
         self.updates = 0  # for scripts and tests: previews written to the canvas
         self._history_mark: tuple[int, int] | None = None
-        self.scheduler = PreviewScheduler(self, session, self._job, self._shown, status)
+        self.scheduler = PreviewScheduler(self, session, make_job, self._shown, status)
 
     def schedule(self) -> None:
         self.scheduler.schedule()
-
-    def _job(self) -> core.KritaJob | None:
-        selection_only = True
-        parent = self.parent()
-        if parent is not None and hasattr(parent, "selection_only"):
-            selection_only = parent.selection_only.isChecked()
-        return self._make_job(preview_rect(self.doc, selection_only))
 
     def _ensure_layer(self) -> Any:
         if self.layer is not None and core.node_alive(self.layer):

@@ -22,7 +22,7 @@ from dni_client.preview_area import PreviewArea
 from dni_client.session import STATE_ERROR, JobHandle
 
 from . import api, canvas_view, core
-from .canvas_preview import CanvasPreview
+from .canvas_preview import CanvasPreview, preview_rect
 from .plugin import instance
 from .preview import PreviewScheduler
 from .preview_image import Converter, mask_qimage, over
@@ -699,9 +699,11 @@ class FilterDialog(QDialog):
             self.canvas_preview.close()
             self.canvas_preview = None
 
-    def _canvas_job(self, crop: Rect) -> core.KritaJob | None:
+    def _canvas_job(self) -> core.KritaJob | None:
+        """The on-canvas preview's job: the visible part of the image (in the selection)."""
         if self.state is None:
             return None
+        crop = preview_rect(self.doc, self.selection_only.isChecked())
         return core.prepare(self.doc, self.node, self.state.family, self.options(),
                             crop=crop)
 
