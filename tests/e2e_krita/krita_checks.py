@@ -790,7 +790,42 @@ def _port_change(conn) -> None:
           seconds=round(seconds, 1), old=old, new=conn.settings.endpoint)
 
 
+def _get_more_families(dni_krita, conn) -> None:
+    """Get more families…: the catalogue (served on loopback by the test) lists one
+    family; Install downloads it through the backend, with progress; it can be used at
+    once."""
+    from dni_krita.get_families import GetFamiliesDialog
+
+    dialog = GetFamiliesDialog.open_for(None)
+    row = dialog.rows.get("general") if hasattr(dialog, "rows") else None
+    if row is None:
+        check("get_more_families_installs_one", False, rows=list(getattr(dialog, "rows", {})))
+        dialog.reject()
+        return
+    before = row.status.text()
+    row.button.click()
+    _wait(lambda: dialog.model.item("general").state != "installing", 90)
+    after = row.status.text()
+    dialog.reject()
+    doc, src = new_doc(16, 12, "get")
+    src.setPixelData(noisy_fill(16, 12, sigma=5.0), 0, 0, 16, 12)
+    made = None
+    try:
+        dni_krita.run_filter("general", strength=0.5, layer=src, document=doc)
+        made = Krita.instance().documents()[-1]
+    except dni_krita.FilterError as exc:
+        log(f"get: {exc}")
+    check("get_more_families_installs_one", "general" in {f.name for f in conn.families}
+          and after.startswith("Installed") and made is not None
+          and (made.width(), made.height()) == (64, 48),
+          before=before, after=after, size=[made.width(), made.height()] if made else None)
+    for d in (doc, made):
+        if d is not None:
+            d.setModified(False)
+
+
 def layer_and_backend_checks(dni_krita, conn) -> None:
+    _get_more_families(dni_krita, conn)
     _reedit_a_dni_layer(dni_krita)
     _docker_rerun_keeps_a_mix(dni_krita)
     _apply_right_after_a_crash(dni_krita, conn)

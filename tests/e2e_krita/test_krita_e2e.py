@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from get_util import Files, catalogue_text, compact_pair, http_server, serve_pair, write_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -105,11 +106,13 @@ def _noisy_photo(path: Path) -> Path:
     return path
 
 
-def _clean_env(home: Path, out: Path, conf: dict[str, str]) -> dict[str, str]:
+def _clean_env(home: Path, out: Path, conf: dict[str, str],
+               extra: dict[str, str] | None = None) -> dict[str, str]:
     """What a user's desktop session would give Krita: no venv, no PYTHONPATH."""
     env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
            "XDG_RUNTIME_DIR": str(home / "runtime"), "DNI_E2E_OUT": str(out),
-           "DNI_E2E_CONF": json.dumps(conf), "QT_LOGGING_RULES": "*.debug=false"}
+           "DNI_E2E_CONF": json.dumps(conf), "QT_LOGGING_RULES": "*.debug=false",
+           **(extra or {})}
     (home / "runtime").mkdir(mode=0o700, exist_ok=True)
     return env
 
@@ -122,7 +125,8 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def run_krita(tmp_path: Path, conf: dict, krita_timeout: int = 420) -> dict:
+def run_krita(tmp_path: Path, conf: dict, krita_timeout: int = 420,
+              env: dict[str, str] | None = None) -> dict:
     """Install the plugin into a temporary HOME, add the test plugin, run Krita under
     Xvfb with a clean environment; returns what the test plugin wrote (results.json)
     plus "_proc", "_elapsed", "_port" and "_out". Used by the test and by
@@ -166,7 +170,7 @@ def run_krita(tmp_path: Path, conf: dict, krita_timeout: int = 420) -> dict:
     for _attempt in range(2):  # xvfb-run -a can lose a race for a display number
         proc = subprocess.run(
             ["timeout", str(krita_timeout), "xvfb-run", "-a", "-s", "-screen 0 1920x1080x24",
-             "krita", "--nosplash"], env=_clean_env(home, out, conf), capture_output=True,
+             "krita", "--nosplash"], env=_clean_env(home, out, conf, env), capture_output=True,
             text=True, timeout=krita_timeout + 10)
         if "Xvfb failed to start" not in proc.stderr:
             break
@@ -188,7 +192,14 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
     only = os.environ.get("DNI_E2E_ONLY")  # developers: run some parts only
     if only:
         conf["only"] = only.split(",")
-    results = run_krita(tmp_path, conf)
+    # Get more families…: a catalogue of one family, served on loopback (a real HTTP
+    # server, real downloads, checksums checked by the backend Krita starts).
+    pair = compact_pair()
+    files = Files()
+    serve_pair(files, pair)
+    with http_server(files) as url:
+        catalogue = write_catalogue(tmp_path, catalogue_text(url, pair, "general"))
+        results = run_krita(tmp_path, conf, env={"DNI_CATALOGUE": str(catalogue)})
     proc, elapsed, port, out = (results[k] for k in ("_proc", "_elapsed", "_port", "_out"))
     log = "\n".join(results.get("log", []))
     assert "error" not in results, results["error"] + "\n" + log
@@ -211,7 +222,7 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
                 "canvas_preview_on_off_leaves_no_layer",
                 "preview_every_depth_without_long_freeze", "reedit_dni_layer_in_place",
                 "docker_rerun_keeps_n_way_mix", "apply_right_after_backend_crash",
-                "port_change_restarts_backend"}
+                "port_change_restarts_backend", "get_more_families_installs_one"}
     if not only:
         assert expected <= set(results["checks"]), sorted(expected - set(results["checks"]))
     assert proc.returncode == 0, f"Krita exit {proc.returncode} (file_quit should give 0)"
