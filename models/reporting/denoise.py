@@ -14,6 +14,7 @@ import torch
 
 from dni.checkpoints import build_model, read_state_dict
 from dni.correlation import correlation_report
+from dni_client.mixing import position_to_strength
 from models.recipes.data import to_image
 
 from .baselines import classical
@@ -59,11 +60,6 @@ class Between:
                 f"reference — {near}")
 
 
-def strength_of(sigma: float, positions: list[float]) -> float:
-    """Where a noise level lies on the family's axis (members sit at their sigmas)."""
-    return (sigma - positions[0]) / (positions[-1] - positions[0])
-
-
 def onehot(i: int, n: int) -> list[float]:
     return [float(i == j) for j in range(n)]
 
@@ -75,7 +71,7 @@ def mean_psnr(crops: Crops, sigma: int, denoise: Denoise) -> float:
 # -- trained levels ----------------------------------------------------------------------
 def level_means(fam: ReportFamily, crops: Crops, sigma: int) -> dict[str, float]:
     """Mean PSNR of the noisy input, each baseline and the family at one noise level."""
-    s = strength_of(sigma, fam.manifest.positions)
+    s = position_to_strength(sigma, fam.manifest.positions)
     scores: dict[str, list[float]] = {name: [] for name in ("noisy", *BASELINES, "DNI family")}
     for key, clean in crops.items():
         x = noisy(clean, sigma, key)
@@ -127,7 +123,7 @@ def between_level(paths: Paths, fam: ReportFamily, crops: Crops,
     i_lo = max(i for i, p in enumerate(pos) if p < sigma)
     i_hi = min(i for i, p in enumerate(pos) if p > sigma)
     # Strengths between the two neighbouring members (where the optimum must lie).
-    s_lo, s_hi = strength_of(pos[i_lo], pos), strength_of(pos[i_hi], pos)
+    s_lo, s_hi = position_to_strength(pos[i_lo], pos), position_to_strength(pos[i_hi], pos)
     grid = [g for g in GRID if s_lo - 1e-9 <= g <= s_hi + 1e-9]
     curve = [mean_psnr(crops, sigma, lambda x, s=s: fam.run(x, strength=s)) for s in grid]
     # The paper's baseline: blend the two neighbouring members' outputs, best alpha.
@@ -137,7 +133,7 @@ def between_level(paths: Paths, fam: ReportFamily, crops: Crops,
     pixel = [statistics.mean(psnr((1 - a) * lo + a * hi, crops[k]) for k, (lo, hi) in outs.items())
              for a in GRID]
     ref = reference_score(paths, fam, crops, sigma)
-    nominal = strength_of(sigma, pos)
+    nominal = position_to_strength(sigma, pos)
     at_nominal = mean_psnr(crops, sigma, lambda x: fam.run(x, strength=nominal))
     best, best_pixel = int(np.argmax(curve)), int(np.argmax(pixel))
     result = Between(sigma, grid[best], curve[best], nominal, at_nominal, GRID[best_pixel],
