@@ -114,8 +114,8 @@ def test_one_procedure_per_filter_in_the_right_menus(fakes: dict[str, Any]) -> N
     plugin = fakes["entry"].DniFilters()
     names = plugin.do_query_procedures()
     assert names.pop() == "plug-in-dni-get-families"  # not a filter: tested with its dialog
-    assert names == ["plug-in-dni-denoise", "plug-in-dni-super-resolve", "plug-in-dni-stylize",
-                     "plug-in-dni-other"]
+    assert names == ["plug-in-dni-denoise", "plug-in-dni-dejpeg", "plug-in-dni-super-resolve",
+                     "plug-in-dni-stylize", "plug-in-dni-other"]
     menus = {}
     for name in names:
         proc = plugin.do_create_procedure(name)
@@ -129,6 +129,7 @@ def test_one_procedure_per_filter_in_the_right_menus(fakes: dict[str, Any]) -> N
             0.0, 1.0, 0.5)
     assert menus == {
         "plug-in-dni-denoise": (["<Image>/Filters/Enhance"], "DNI Denoise..."),
+        "plug-in-dni-dejpeg": (["<Image>/Filters/Enhance"], "DNI Remove JPEG Artefacts..."),
         "plug-in-dni-super-resolve": (["<Image>/Filters/Enhance"], "DNI Super-Resolve..."),
         "plug-in-dni-stylize": (["<Image>/Filters/Artistic"], "DNI Stylize..."),
         "plug-in-dni-other": (["<Image>/Filters/Generic"], "DNI Other Family..."),
@@ -776,7 +777,8 @@ def test_menus_survive_a_missing_pyzmq_and_say_what_to_do() -> None:
     count, status_name, message = done.stdout.strip().split("\n", 2)
     from dni_client.filters import FILTERS
 
-    assert count == f"{len(FILTERS)} <Image>/Filters/Artistic"  # every filter registered
+    # every filter registered, and Get more DNI families…
+    assert count == f"{len(FILTERS) + 1} <Image>/Filters/Artistic"
     assert status_name == "EXECUTION_ERROR"
     assert "could not load pyzmq" in message and "install_gimp_plugin.py" in message
 

@@ -5,14 +5,17 @@
   order) and compared with the standard tables (ITU T.81 Annex K) scaled the IJG way at
   every quality; the closest wins. Exact for files written by libjpeg-based encoders
   (Pillow, GIMP, most software); the nearest IJG quality for other tables.
-* From pixels (an editor's layer, a PNG of a JPEG): the 8x8 grid is found by its
-  blockiness (luma steps across block edges against steps inside blocks), then the
-  quantisation steps of a few low-frequency DCT coefficients are read off the blocks:
-  decoded JPEG coefficients sit on multiples of their step (Fan and de Queiroz, IEEE TIP
-  2003), so the largest step that most coefficients sit on is the one the encoder used.
-  Those steps are matched with the scaled standard table like the file's. Pixels that
-  were resized, filtered or re-encoded after the JPEG lose that comb, and the answer is
-  None ("no JPEG trace found").
+* From pixels (an editor's layer, a PNG of a JPEG): the 8x8 grid is the offset at which
+  most AC coefficients of the blocks are zero (quantisation zeroes them in the encoder's
+  own blocks only), then the quantisation steps of a few low-frequency DCT coefficients
+  are read off those blocks: decoded JPEG coefficients sit on multiples of their step
+  (Fan and de Queiroz, IEEE TIP 2003), so the largest step they all sit on is the one the
+  encoder used. Those steps are matched with the scaled standard table like the file's.
+  Pixels that were resized, filtered or re-encoded after the JPEG lose that comb, and the
+  answer is None. The grid's first guess was blockiness (luma steps across block edges
+  against steps elsewhere); on the report's photos it missed the grid of cropped quality-60
+  JPEGs that the zero count found, so `blockiness` now only says how visible the blocks
+  are (the report compares it before and after the filter).
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ ZERO = 0.75  # |coefficient| under this was quantised to zero (pixel rounding ad
 # Mean |log(step / table step)| of the steps read against the IJG table they fit best:
 # steps from one encoder fit within rounding; steps found by chance do not.
 MAX_MISMATCH = 0.12
-# Mean distance (0-255 DCT units) of the values from the nearest multiple of a step: decoded
-# JPEGs measure 0.3-0.5 at their own step (pixel rounding) and 0.9 or more one off it.
+# Median distance (0-255 DCT units) of the values from the nearest multiple of a step (the
+# median, as values from blocks near clipped ones stray): decoded JPEGs measure 0.3-0.5 at
+# their own step (pixel rounding) and 0.9 or more one off it.
 MAX_RESIDUAL = 0.7
 # Smaller steps are indistinguishable from unquantised values (their mean residual is
 # step / 4 anyway); step 4 at the probed frequencies is about quality 80.
@@ -160,7 +164,7 @@ def _block_coefficients(y: np.ndarray, clipped: np.ndarray, phase: tuple[int, in
 
 
 def quantisation_step(values: np.ndarray) -> tuple[int, float] | None:
-    """The largest step that these coefficient values sit on multiples of, and their mean
+    """The largest step that these coefficient values sit on multiples of, and their median
     distance from those multiples; None when no step shows. (Every divisor of the step
     fits too: hence the largest.)"""
     magnitudes = np.abs(values)
@@ -172,7 +176,7 @@ def quantisation_step(values: np.ndarray) -> tuple[int, float] | None:
             if len(kept) < _enough_values(MAX_STEP):
                 break
             continue
-        residual = float(np.abs(kept - step * np.round(kept / step)).mean())
+        residual = float(np.median(np.abs(kept - step * np.round(kept / step))))
         if residual <= MAX_RESIDUAL:
             found = (step, residual)
     return found

@@ -115,6 +115,14 @@ def _init_weights(member: str, out: Path, smoke: bool, start: Path | None
                                           "CPU time; the JPEG task is learnt from there"}
 
 
+def _shown(path: Path) -> str:
+    """A path as the training record keeps it: relative to the repository when inside."""
+    try:
+        return str(path.resolve().relative_to(common.ROOT.parent))
+    except ValueError:
+        return str(path)
+
+
 def train_member(member: str, out: Path, runs: Path, minutes: float | None, steps: int | None,
                  smoke: bool, start: Path | None = None, lr: float | None = None,
                  precision: str = "fp32", patch: int = 64, batch: int = 16) -> None:
@@ -126,7 +134,7 @@ def train_member(member: str, out: Path, runs: Path, minutes: float | None, step
         family=FAMILY, member=member, steps=steps or (4 if smoke else 200_000),
         minutes=minutes if minutes is not None else (0.5 if smoke else default_minutes),
         lr=lr or default_lr, batch=4 if smoke else batch, patch=32 if smoke else patch,
-        init_from=str(init) if init else None, warmup=0 if (init or smoke) else 200,
+        init_from=_shown(init) if init else None, warmup=0 if (init or smoke) else 200,
         seed={"q30": 0}.get(member, 1),
         extra={"quality": quality, "subsampling": "4:2:0", "encoder": "Pillow",
                "arch": arch, "loss": "MSE", "precision": precision,
