@@ -598,26 +598,36 @@ def test_an_endpoint_change_starts_the_backend_on_the_new_endpoint(app, tmp_path
     conn.shutdown()
 
 
-def test_apply_after_a_backend_crash_waits_for_the_restart(app, tmp_path, monkeypatch):
-    """The backend died: the next Apply starts it again and runs once it is up (it does
-    not stop at 'Starting the DNI backend…')."""
+def _crashed_session(tmp_path, monkeypatch):
+    """A plugin whose (fake) backend started, connected, then was killed; one tick has
+    noticed. The backend factory starts a new FakeBackend when asked."""
+    from dni_krita import plugin as plugin_module
     from dni_krita import settings as st
     from dni_krita.plugin import instance
 
     from dni_client import launcher
-    from dni_client.session import STATE_CONNECTED, STATE_ERROR
+    from dni_client.session import STATE_CONNECTED
 
     monkeypatch.setattr(st, "BACKEND_FILE", str(tmp_path / "none.json"))
     monkeypatch.setattr(launcher, "port_open", FakeBackend.port_open)
     monkeypatch.setattr(launcher, "find_backend", lambda *a, **k: ["/opt/dni"])
     FakeBackend.made = []
-    from dni_krita import plugin as plugin_module
-
     plugin_module.replace(make_plugin(FakeBackend))
     session = instance().session
     settle(session, lambda: session.state == STATE_CONNECTED)
     FakeBackend.made[0].stopped = True  # killed
     session.tick()
+    return session
+
+
+def test_apply_after_a_backend_crash_waits_for_the_restart(app, tmp_path, monkeypatch):
+    """The backend died: the next Apply starts it again and runs once it is up (it does
+    not stop at 'Starting the DNI backend…')."""
+    from dni_krita.plugin import instance
+
+    from dni_client.session import STATE_CONNECTED, STATE_ERROR
+
+    session = _crashed_session(tmp_path, monkeypatch)
     assert session.state == STATE_ERROR and "stopped unexpectedly" in session.message
     doc, layer = make_doc(app)
     done = []
@@ -638,23 +648,10 @@ def test_a_crashed_backend_is_started_again_without_waiting_for_a_job(app, tmp_p
                                                                      monkeypatch):
     """Seen in the real Krita: after a crash the session sat in its error state, so a
     dialog opened then never got its families and Apply did nothing."""
-    from dni_krita import settings as st
-    from dni_krita.plugin import instance
 
-    from dni_client import launcher
     from dni_client.session import STATE_CONNECTED, STATE_ERROR
 
-    monkeypatch.setattr(st, "BACKEND_FILE", str(tmp_path / "none.json"))
-    monkeypatch.setattr(launcher, "port_open", FakeBackend.port_open)
-    monkeypatch.setattr(launcher, "find_backend", lambda *a, **k: ["/opt/dni"])
-    FakeBackend.made = []
-    from dni_krita import plugin as plugin_module
-
-    plugin_module.replace(make_plugin(FakeBackend))
-    session = instance().session
-    settle(session, lambda: session.state == STATE_CONNECTED)
-    FakeBackend.made[0].stopped = True  # killed
-    session.tick()
+    session = _crashed_session(tmp_path, monkeypatch)
     assert session.state == STATE_ERROR and "being started again" in session.message
     deadline = time.monotonic() + 10
     while session.state != STATE_CONNECTED and time.monotonic() < deadline:
