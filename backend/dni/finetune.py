@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 
 from . import __version__
 from .base_model import BaseModel, resolve_base
@@ -204,7 +205,8 @@ class FineTune:
         try:
             meta = load_checkpoint(self.checkpoint, model, {"adam": opt})
             saved, run = meta["settings"], _Run(**meta["run"])
-        except Exception as exc:  # noqa: BLE001 - safetensors, JSON, torch: a damaged file
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError,
+                SafetensorError) as exc:  # a damaged or foreign checkpoint
             raise DNIError(f"--resume: cannot read the checkpoint {self.checkpoint} ({exc}); "
                            "remove that folder to start afresh") from None
         for key, value in self.settings.items():

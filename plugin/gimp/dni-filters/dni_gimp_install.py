@@ -13,7 +13,7 @@ import gi
 gi.require_version("Gtk", "3.0")
 from gi.repository import GLib, Gtk  # noqa: E402
 
-from dni_client import install_offer  # noqa: E402
+from dni_client import install_offer, launcher  # noqa: E402
 from dni_client.install_offer import InstallRequest, InstallRun, Offer  # noqa: E402
 
 POLL_MS = 200
@@ -83,7 +83,7 @@ class InstallDialog:
         self.run = InstallRun(request, self.log_path)
         try:
             self.run.start()
-        except Exception as exc:  # noqa: BLE001  (LaunchError or OSError: said, not raised)
+        except (launcher.LaunchError, OSError) as exc:  # said, not raised
             self.message.set_text(str(exc))
             self.run = None
             return
