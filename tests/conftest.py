@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,23 @@ def photo(name: str = "astronaut-crop.png") -> np.ndarray:
 
     with Image.open(DATA / name) as img:
         return np.asarray(img.convert("RGB")).copy()
+
+
+def krita_pyzmq_option() -> list[str]:
+    """How the plugin installer should vendor pyzmq for the Krita on this machine:
+    `--offline` (this venv's own pyzmq) when Krita embeds this Python (Debian 12's Krita
+    5.1: 3.11), else no option: the installer then downloads pyzmq for every Python Krita
+    builds use (Debian 13's Krita 5.2 embeds 3.13)."""
+    import glob
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "installers"))
+    from dni_install import pythons
+
+    modules = [m for pattern in ("/usr/lib/*/kritaplugins/kritapykrita.so",
+                                 "/usr/lib*/kritaplugins/kritapykrita.so",
+                                 "/usr/local/lib/*/kritaplugins/kritapykrita.so")
+               for m in glob.glob(pattern)]
+    embedded = [v for m in modules for v in pythons.linked_in(Path(m))]
+    mine = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return ["--offline"] if not embedded or mine in embedded else []

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import krita_pyzmq_option
 from get_util import Files, catalogue_text, compact_pair, http_server, serve_pair, write_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,7 +144,7 @@ def run_krita(tmp_path: Path, conf: dict, krita_timeout: int = 420,
     # 1. The installer, into the temporary HOME.
     backend = VENV_BIN / "dni"
     subprocess.run([sys.executable, str(ROOT / "installers" / "install_krita_plugin.py"),
-                    "--home", str(home), "--offline", "--backend", str(backend),
+                    "--home", str(home), *krita_pyzmq_option(), "--backend", str(backend),
                     "--family-path", str(families), "--endpoint", endpoint],
                    check=True, timeout=120)
     pykrita = home / ".local" / "share" / "krita" / "pykrita"

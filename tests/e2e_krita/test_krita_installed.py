@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import krita_pyzmq_option
 from test_installer_real import index_url, user_env, wheel, wheelhouse  # noqa: F401
 from test_krita_e2e import _clean_env, _free_port, _port_open
 
@@ -94,7 +95,8 @@ def test_install_from_inside_krita_then_with_install_py(
 
     # 1. The plugin alone; the backend from its install dialog, inside Krita.
     subprocess.run([sys.executable, str(ROOT / "installers" / "install_krita_plugin.py"),
-                    "--home", str(home), "--offline", "--no-backend", "--endpoint", endpoint],
+                    "--home", str(home), *krita_pyzmq_option(), "--no-backend", "--endpoint",
+                    endpoint],
                    check=True, capture_output=True, timeout=300,
                    env=dict(os.environ, HOME=str(home)))
     add_check_plugin(home)
