@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from dni_client import protocol as P
 
 from .. import catalogue, install
 from .failures import describe
+from .jobs import Tracked
 from .outbox import Outbox, Outgoing, Post
 from .parsing import Client, InstallRequest
 
@@ -28,36 +29,8 @@ _PROGRESS_EVERY_S = 0.25  # downloads report per chunk: a few events a second is
 
 
 @dataclass(eq=False)
-class InstallJob:
-    """One install in flight; shaped like jobs.Job where the outbox and liveness use it."""
-
-    request: InstallRequest
-    instance: str
-    cancel: threading.Event = field(default_factory=threading.Event)
-    vanished: bool = False
-    fraction: float = 0.0
-    stage: str = "queued"
-    last_word: float = field(default_factory=time.monotonic)
-
-    @property
-    def id(self) -> str:
-        return self.request.id
-
-    @property
-    def client(self) -> Client:
-        return self.request.client
-
-    @property
-    def key(self) -> tuple[Client, str]:
-        return self.request.client, self.request.id
-
-    def progress(self, fraction: float, stage: str, **extra: Any) -> dict[str, Any]:
-        self.fraction, self.stage, self.last_word = fraction, stage, time.monotonic()
-        return {"kind": P.KIND_PROGRESS, "id": self.id, "fraction": fraction, "stage": stage,
-                "instance": self.instance, **extra}
-
-    def alive(self) -> dict[str, Any]:
-        return self.progress(self.fraction, self.stage, alive=True)
+class InstallJob(Tracked):
+    """One install in flight (its `request` is an InstallRequest)."""
 
 
 class Installs:
@@ -130,7 +103,7 @@ class Installs:
                 with self._lock:
                     self._running.pop(job.key, None)
             header["id"] = job.id
-            post(Outgoing(job, header, terminal=True))  # type: ignore[arg-type]
+            post(Outgoing(job, header, terminal=True))
 
     def _install(self, job: InstallJob, post: Post) -> dict[str, Any]:
         entry = catalogue.find(catalogue.load(catalogue.catalogue_path()), job.request.family)
@@ -144,12 +117,12 @@ class Installs:
                 last = time.monotonic()
                 header = job.progress(round(min(done / entry.size, 1.0), 4), "downloading",
                                       bytes=done, total=entry.size)
-                post(Outgoing(job, header))  # type: ignore[arg-type]
+                post(Outgoing(job, header))
 
-        post(Outgoing(job, job.progress(0.0, "started", total=entry.size)))  # type: ignore[arg-type]
+        post(Outgoing(job, job.progress(0.0, "started", total=entry.size)))
         manifest = install.install(entry, root=self._root(), progress=progress,
                                    cancelled=job.cancel.is_set)
-        post(Outgoing(job, job.progress(1.0, "checking")))  # type: ignore[arg-type]
+        post(Outgoing(job, job.progress(1.0, "checking")))
         verdicts = install.correlation_verdicts(manifest)
         return {"kind": P.KIND_INSTALLED, "family": entry.name,
                 "verdicts": [{"member": label, "median": round(median, 4), "verdict": verdict}

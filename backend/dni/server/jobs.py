@@ -19,7 +19,7 @@ from typing import Any
 from dni_client import protocol as P
 
 from .limits import Limits
-from .parsing import Client, RunRequest
+from .parsing import Client
 
 JobKey = tuple[Client, str]  # job ids are the client's: unique per client only
 
@@ -39,22 +39,19 @@ class Cancel(Enum):
 
 
 @dataclass(eq=False)  # jobs are compared by identity (deque.remove)
-class Job:
-    request: RunRequest
+class Tracked:
+    """Work a client waits for, in a thread off the I/O loop (a run, a family install):
+    its progress, repeated as a sign of life, and whether its client is still there."""
+
+    request: Any                     # a RunRequest or an InstallRequest: client and id
     instance: str = ""               # the server's instance id, in every progress event
-    state: State = State.QUEUED
     cancel: threading.Event = field(default_factory=threading.Event)
     vanished: bool = False           # its client is gone: drop whatever it produces
-    tiles_after_cancel: int = 0
-    nbytes: int = field(init=False)  # counted once: the frames are emptied when done
     # The latest progress, repeated as a sign of life, and when the client last heard of
     # the job. The worker writes them, the I/O thread reads them: plain attributes.
     fraction: float = 0.0
     stage: str = "queued"
     last_word: float = field(default_factory=lambda: time.monotonic())
-
-    def __post_init__(self) -> None:
-        self.nbytes = sum(len(frame) for frame in self.request.frames.values())
 
     @property
     def id(self) -> str:
@@ -68,10 +65,6 @@ class Job:
     def key(self) -> JobKey:
         return self.request.client, self.request.id
 
-    @property
-    def connection(self) -> Client:
-        return self.request.connection
-
     def progress(self, fraction: float, stage: str, **extra: Any) -> dict[str, Any]:
         """A progress header; it is the latest word about the job from now on."""
         self.fraction, self.stage, self.last_word = fraction, stage, time.monotonic()
@@ -81,6 +74,22 @@ class Job:
     def alive(self) -> dict[str, Any]:
         """The sign of life: the latest progress again, marked as a repeat."""
         return self.progress(self.fraction, self.stage, alive=True)
+
+
+@dataclass(eq=False)
+class Job(Tracked):
+    """A run request (its `request` is a RunRequest)."""
+
+    state: State = State.QUEUED
+    tiles_after_cancel: int = 0
+    nbytes: int = field(init=False)  # counted once: the frames are emptied when done
+
+    def __post_init__(self) -> None:
+        self.nbytes = sum(len(frame) for frame in self.request.frames.values())
+
+    @property
+    def connection(self) -> Client:
+        return self.request.connection
 
     def release(self) -> None:
         """Done with the pixels: let go of the received frames (up to a GiB each)."""

@@ -15,12 +15,12 @@ from typing import Any
 
 import zmq
 
-from .jobs import Job
+from .jobs import Tracked
 
 
 @dataclass
 class Outgoing:
-    job: Job
+    job: Tracked  # a run or an install
     header: dict[str, Any]
     frames: Sequence[Any] = ()
     terminal: bool = False           # the job's result or error: its last message
