@@ -57,9 +57,11 @@ class Sources:
         return f"the package `{PACKAGE}` from {self.index_url or 'PyPI'}"
 
     def index_args(self) -> list[str]:
+        return (["--index-url", self.index_url] if self.index_url else []) + self.more_args()
+
+    def more_args(self) -> list[str]:
+        """The extra indexes and wheel folders (everything but the main index)."""
         args: list[str] = []
-        if self.index_url:
-            args += ["--index-url", self.index_url]
         for url in self.extra_index_urls:
             args += ["--extra-index-url", url]
         for link in self.find_links:
@@ -87,10 +89,7 @@ def torch_command(python: Path, choice: TorchChoice, sources: Sources) -> list[s
         argv += ["--index-url", index]
         if sources.index_url:
             argv += ["--extra-index-url", sources.index_url]
-        for url in sources.extra_index_urls:
-            argv += ["--extra-index-url", url]
-        for link in sources.find_links:
-            argv += ["--find-links", link]
+        argv += sources.more_args()
     else:
         argv += sources.index_args()
     return argv

@@ -201,6 +201,18 @@ def autocast(precision: str) -> torch.autocast:
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def mse_step(model: nn.Module, opt: torch.optim.Optimizer, inputs: torch.Tensor,
+             targets: torch.Tensor, precision: str) -> float:
+    """One optimiser step on the MSE of `model(inputs)` against `targets`; the loss."""
+    with autocast(precision):
+        outputs = model(inputs)
+    loss = torch.nn.functional.mse_loss(outputs.float(), targets)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def add_continue_options(p: argparse.ArgumentParser) -> None:
     """--continue-from/--lr: train one shipped member longer (see recipes/README.md)."""
     p.add_argument("--continue-from", type=Path, metavar="FILE",

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -85,13 +84,7 @@ def compressed_pairs(regions: torch.Tensor, quality: int, patch: int,
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, bad: torch.Tensor,
                clean: torch.Tensor, precision: str) -> float:
-    with common.autocast(precision):
-        restored = model(bad)
-    loss = F.mse_loss(restored.float(), clean)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return loss.item()
+    return common.mse_step(model, opt, bad, clean, precision)
 
 
 def member_path(out: Path, member: str) -> Path:

@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dni import archs
@@ -72,13 +71,7 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, clean: torch.Tensor
     benchmarks/bench_training.py times this same step.
     """
     noisy = clean + torch.randn(clean.shape, generator=noise_gen) * (sigma / 255.0)
-    with common.autocast(precision):
-        denoised = model(noisy)
-    loss = F.mse_loss(denoised.float(), clean)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return loss.item()
+    return common.mse_step(model, opt, noisy, clean, precision)
 
 
 def train_member(member: str, out: Path, runs: Path, minutes: float | None, steps: int | None,
