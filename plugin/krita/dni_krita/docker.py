@@ -75,9 +75,12 @@ class DNIDocker(DockWidget):
         self._watch.start()
         self.slider.sliderReleased.connect(self._released)
         plugin = instance()
+        self._offer: install_offer.Offer | None = None
+        plugin.session.state_changed.connect(self._show_offer)
         plugin.session.state_changed.connect(self.refresh)
         plugin.session.job_changed.connect(lambda _handle: self.refresh())
         plugin.last_run_changed.connect(self.refresh)
+        self._show_offer()
         self.refresh()
 
     def _strength_row(self) -> QHBoxLayout:
@@ -156,6 +159,18 @@ class DNIDocker(DockWidget):
         if self.selected is not None and self._touched:
             self.rerun()
 
+    def _show_offer(self) -> None:
+        """Install or Update DNI backend…, when it applies (on state changes only: it
+        looks for the backend on disk, so not on every progress event)."""
+        session = instance().session
+        wanted = session.state == STATE_ERROR or session.connected
+        self._offer = install_offer.offer_for(session) if wanted else None
+        self.install_button.setVisible(self._offer is not None)
+        if self._offer is not None:
+            self.install_button.setText("Install DNI backend…" if self._offer.kind
+                                        == install_offer.INSTALL else "Update DNI backend…")
+            self.install_button.setToolTip(self._offer.message)
+
     def refresh(self) -> None:
         plugin = instance()
         session = plugin.session
@@ -163,13 +178,6 @@ class DNIDocker(DockWidget):
         trouble = session.state == STATE_ERROR  # what the artist can do about it, only then
         self.connect_button.setVisible(trouble)
         self.settings_button.setVisible(trouble)
-        self._offer = install_offer.offer_for(session) if trouble or session.connected \
-            else None
-        self.install_button.setVisible(self._offer is not None)
-        if self._offer is not None:
-            self.install_button.setText("Install DNI backend…" if self._offer.kind
-                                        == install_offer.INSTALL else "Update DNI backend…")
-            self.install_button.setToolTip(self._offer.message)
         running = session.current
         self.progress.setVisible(running is not None)
         self.cancel_button.setVisible(running is not None)
