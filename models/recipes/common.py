@@ -213,6 +213,21 @@ def mse_step(model: nn.Module, opt: torch.optim.Optimizer, inputs: torch.Tensor,
     return loss.item()
 
 
+def add_crop_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--patch", type=int, default=64, help="training crop side (px)")
+    p.add_argument("--batch", type=int, default=16, help="crops per step")
+
+
+def check_crop_options(p: argparse.ArgumentParser, args: argparse.Namespace,
+                       grid: int) -> None:
+    """--patch must be a multiple of the net's grid (two at least); --batch at least 1."""
+    if args.patch < 2 * grid or args.patch % grid:
+        p.error(f"--patch {args.patch}: use a multiple of {grid}, at least {2 * grid} "
+                "(the net's grid)")
+    if args.batch < 1:
+        p.error(f"--batch {args.batch}: use at least 1")
+
+
 def add_continue_options(p: argparse.ArgumentParser) -> None:
     """--continue-from/--lr: train one shipped member longer (see recipes/README.md)."""
     p.add_argument("--continue-from", type=Path, metavar="FILE",

@@ -158,15 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     p = common.recipe_parser(__doc__, ["all", *MEMBERS])
     common.add_continue_options(p)
     common.add_precision_option(p)
-    p.add_argument("--patch", type=int, default=64, help="training crop side (px)")
-    p.add_argument("--batch", type=int, default=16, help="crops per step")
+    common.add_crop_options(p)
     args, runs = common.parse_recipe_args(p, argv)
-    grid = DenoiseUNet.size_multiple
-    if args.patch < 2 * grid or args.patch % grid:
-        p.error(f"--patch {args.patch}: use a multiple of {grid}, at least {2 * grid} "
-                "(the net's grid)")
-    if args.batch < 1:
-        p.error(f"--batch {args.batch}: use at least 1")
+    common.check_crop_options(p, args, DenoiseUNet.size_multiple)
     precision = common.resolve_precision(args.precision)
     order = list(MEMBERS) if args.member == "all" else [args.member]
     for member in order:

@@ -125,8 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     p = common.recipe_parser(__doc__, ["all", "refs", *MEMBERS, *REFERENCES])
     common.add_continue_options(p)
     common.add_precision_option(p)
-    p.add_argument("--patch", type=int, default=64, help="training crop side (px)")
-    p.add_argument("--batch", type=int, default=16, help="crops per step")
+    common.add_crop_options(p)
     p.add_argument("--large-photos", action="store_true",
                    help=f"also crop from images/train-large/ (the big photos at up to "
                         f"{data.LARGE_SIDE} px, a second scale)")
@@ -136,12 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     args, runs = common.parse_recipe_args(p, argv)
     if args.grow and not args.continue_from:
         p.error("--grow needs --continue-from")
-    grid = DenoiseUNet.size_multiple
-    if args.patch < 2 * grid or args.patch % grid:
-        p.error(f"--patch {args.patch}: use a multiple of {grid}, at least {2 * grid} "
-                "(the net's grid)")
-    if args.batch < 1:
-        p.error(f"--batch {args.batch}: use at least 1")
+    common.check_crop_options(p, args, DenoiseUNet.size_multiple)
     precision = common.resolve_precision(args.precision)
     order = {"all": list(MEMBERS), "refs": list(REFERENCES)}.get(args.member, [args.member])
     for member in order:
