@@ -90,6 +90,24 @@ dialog.set_strength(0.2)
 while (dialog.preview_strength != 0.2) and time.monotonic() < deadline:
     pump(0.05)
 out["previews"] = [shown, dialog.previews_shown, dialog.preview_strength]
+# While the artist looks, the same crop is rendered at the grid's strengths; then a slider
+# move shows a blend of the two either side at once, and its exact preview after.
+while dialog.cache.missing(0.5) is not None and time.monotonic() < deadline:
+    pump(0.05)
+out["cache_filled"] = len(dialog.cache)
+stand_ins, exact = dialog.stand_ins_shown, dialog.previews_shown
+dialog.set_strength(0.6)
+out["stand_in_at_once"] = dialog.stand_ins_shown - stand_ins
+while dialog.preview_strength != 0.6 and time.monotonic() < deadline:
+    pump(0.05)
+out["exact_after_stand_in"] = dialog.preview_strength
+exact = dialog.previews_shown
+dialog.set_strength(0.75)  # a grid point: its own picture, with no job at all
+out["cached_exact_at_once"] = [dialog.previews_shown - exact, dialog.preview_strength,
+                               dialog.previews.pending is None or dialog.previews.pending.done]
+dialog.set_strength(0.2)
+while dialog.preview_strength != 0.2 and time.monotonic() < deadline:
+    pump(0.05)
 # The split view paints both halves; the on-canvas preview comes and goes without a trace.
 def grab(split):
     dialog.preview.set_split(split)
@@ -181,6 +199,9 @@ def test_the_plugin_runs_on_qt6_with_pyqt5_refused(tiny_family_dir: Path,
     assert out["docker"] == "DNIDocker"
     first, after, strength = out["previews"]
     assert first >= 1 and after > first and strength == 0.2
+    assert out["cache_filled"] >= 5
+    assert out["stand_in_at_once"] == 1 and out["exact_after_stand_in"] == 0.6
+    assert out["cached_exact_at_once"] == [1, 0.75, True], out["cached_exact_at_once"]
     # Before | after at the split: the two halves show different pixels.
     assert out["split"] == [True, True, True], out["split"]
     assert out["canvas_on"] == [["Paint", False], ["DNI preview", True]]

@@ -14,8 +14,9 @@ Two estimators, measured against each other in models/REPORT.md ("Auto strength"
   vertical detail).
 
 Areas whose mean lies within two sigmas of 0 or 1 are left out (estimate, then estimate
-again without them): clipping removes noise there, and a white sky would read as clean.
-An 8-bit image with much black or white still reads up to ~15 % low at sigma 50.
+again without them until the margin settles): clipping removes noise there, and a white
+sky would read as clean. A channel with no area that far inside the range is left out of
+the image's sigma (the blue of a yellow flower is all near 0).
 """
 
 from __future__ import annotations
@@ -95,12 +96,19 @@ def _pca_pass(plane: np.ndarray, limit: int, margin: float) -> float | None:
 
 def _away_from_clipping(estimate: Callable[[float], float | None]) -> float | None:
     """Estimate once, then again on areas at least CLIP_MARGIN sigmas inside the range:
-    closer to 0 or 1, clipping has removed part of the noise."""
-    first = estimate(SATURATED)
-    if first is None:
-        return None
-    second = estimate(max(SATURATED, CLIP_MARGIN * first))
-    return first if second is None else second
+    closer to 0 or 1, clipping has removed part of the noise. A first estimate that
+    clipping pulled down gives too small a margin, so the margin follows the estimate
+    until it settles. None when no area lies that far inside (a channel that is all near
+    black or white, as the blue of a yellow flower): what it reads is not the noise."""
+    sigma = estimate(SATURATED)
+    for _ in range(3):
+        if sigma is None:
+            return None
+        again = estimate(max(SATURATED, CLIP_MARGIN * sigma))
+        if again is None or abs(again - sigma) <= 0.02 * sigma:
+            return again
+        sigma = again
+    return sigma
 
 
 def pca_sigma(plane: np.ndarray, limit: int = MAX_PATCHES) -> float | None:
@@ -145,21 +153,24 @@ METHOD = "wavelet"
 
 
 # -- the image's sigma --------------------------------------------------------------------
-def channel_sigmas(image: np.ndarray, method: str = METHOD) -> list[float]:
-    """Noise sigma of each colour channel, 0-255 units (0 where nothing could be read)."""
+def channel_sigmas(image: np.ndarray, method: str = METHOD) -> list[float | None]:
+    """Noise sigma of each colour channel, 0-255 units; None where it could not be read
+    (too small, or all of it near 0 or 1)."""
     estimate = ESTIMATORS[method]
-    return [255.0 * (estimate(plane) or 0.0) for plane in unit_channels(image)]
+    return [None if (s := estimate(plane)) is None else 255.0 * s
+            for plane in unit_channels(image)]
 
 
-def _combined(sigmas: list[float]) -> float:
-    """One sigma for all channels: the root mean square (what a per-channel Gaussian
-    denoiser trained at one sigma sees on average)."""
-    return math.sqrt(sum(s * s for s in sigmas) / len(sigmas))
+def _combined(sigmas: list[float | None]) -> float | None:
+    """One sigma for the channels that could be read: the root mean square (what a
+    per-channel Gaussian denoiser trained at one sigma sees on average); None if none."""
+    read = [s for s in sigmas if s is not None]
+    return math.sqrt(sum(s * s for s in read) / len(read)) if read else None
 
 
 def global_sigma(image: np.ndarray, method: str = METHOD) -> float:
-    """The image's noise sigma, 0-255 units."""
-    return _combined(channel_sigmas(image, method))
+    """The image's noise sigma, 0-255 units (0 when nothing could be read)."""
+    return _combined(channel_sigmas(image, method)) or 0.0
 
 
 # -- the per-region map -------------------------------------------------------------------
@@ -214,9 +225,10 @@ def _window_sigmas(image: np.ndarray, method: str
     grid = np.full((len(tops), len(lefts)), np.nan)
     for i, top in enumerate(tops):
         for j, left in enumerate(lefts):
-            sigmas = [estimate(p[top:top + window, left:left + window]) for p in planes]
-            if all(s is not None for s in sigmas):
-                grid[i, j] = 255.0 * _combined([s for s in sigmas if s is not None])
+            sigma = _combined([estimate(p[top:top + window, left:left + window])
+                               for p in planes])
+            if sigma is not None:
+                grid[i, j] = 255.0 * sigma
     ys = [t + min(window, h) / 2 - 0.5 for t in tops]
     xs = [x + min(window, w) / 2 - 0.5 for x in lefts]
     return grid, ys, xs

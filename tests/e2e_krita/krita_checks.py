@@ -230,6 +230,14 @@ def run_checks() -> None:
     check("super_resolve_resize_4x", (d2.width(), d2.height()) == (128, 96)
           and abs(canvas.zoomLevel() - zoom / 4) < 1e-3 * zoom,
           size=[d2.width(), d2.height()], zoom_before=zoom, zoom_after=canvas.zoomLevel())
+    # Enlarging and the new layer are one undo step: one Ctrl+Z gives the small image back.
+    app.action("edit_undo").trigger()
+    d2.waitForDone()
+    pump(0.5)
+    d2.waitForDone()
+    check("super_resolve_resize_is_one_undo_step", (d2.width(), d2.height()) == (32, 24)
+          and [n.name() for n in d2.rootNode().childNodes()][-1] == "source",
+          size=[d2.width(), d2.height()], layers=[n.name() for n in d2.rootNode().childNodes()])
     for x in (new_doc_, d, d2):
         x.setModified(False)
         x.close()
@@ -331,25 +339,31 @@ def run_checks() -> None:
     log("view checks done")
     if "replace" in CONF.get("skip", []):
         return
-    # 8. "Replace" is undoable: new layer + removal of the old, both on the undo stack.
+    # 8. "Replace" is undoable in one step: a new layer and the removal of the old are
+    #    commands in Krita's history, joined by undo_groups.
+    from dni_krita import canvas_view
+
     d, src = new_doc(48, 48, "replace")
     data = noisy_fill(48, 48)
     src.setPixelData(data, 0, 0, 48, 48)
     res = dni_krita.run_filter(denoise, strength=1.0, layer=src, document=d, target="replace")
     names = [n.name() for n in d.rootNode().childNodes()]
     replaced = "source" not in names and res.name() in names
-    for _ in range(0 if "undo" in CONF.get("skip", []) else 2):
+    if "undo" not in CONF.get("skip", []):
+        pump(0.3)  # as an artist would: the history list settles first
         app.action("edit_undo").trigger()
         pump(0.3)
         d.waitForDone()
+        pump(0.3)
     back = d.nodeByName("source")
     if back is not None:
         d.setActiveNode(back)  # the undone layer was active; Krita 5.1.5 can crash on close
         pump(0.2)
     names_after = [n.name() for n in d.rootNode().childNodes()]
-    check("replace_is_undoable", replaced and back is not None
+    check("replace_is_one_undo_step", replaced and back is not None
           and bytes(back.pixelData(0, 0, 48, 48)) == data and res.name() not in names_after,
-          after_apply=names, after_two_undos=names_after)
+          after_apply=names, after_one_undo=names_after,
+          history=canvas_view.undo_names(d))
     d.setModified(False)
     pump(0.5)
     log("replace done")
@@ -601,11 +615,33 @@ def _percentile(values: list, q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def _psnr_8bit(a, b) -> float:
+    """PSNR (dB) between two same-sized 8-bit QImages, colour channels only."""
+    from PyQt5.QtGui import QImage
+
+    def raw(image):
+        image = image.convertToFormat(QImage.Format_ARGB32)
+        bits = image.constBits()
+        bits.setsize(image.sizeInBytes())
+        return bytes(bits)
+
+    x, y = raw(a), raw(b)
+    if len(x) != len(y):
+        return 0.0
+    # Every 4th byte is alpha (opaque here): compare B, G, R.
+    err = sum((p - q) * (p - q) for i, (p, q) in enumerate(zip(x, y, strict=True)) if i % 4 != 3)
+    mse = err / (len(x) * 3 / 4)
+    return 99.0 if mse == 0 else 10 * math.log10(255 * 255 / mse)
+
+
 def preview_benchmark(dni_krita) -> None:
-    """Slider to preview inside Krita, 512² crops, U8 and F32: each move waits for its
-    preview (ms from the slider's new value to the picture in the dialog). Beside it, in
-    the same run, the same crop as a blocking job through the same session: the backend's
-    own round trip, so the ratio is what the plugin adds."""
+    """Slider to preview inside Krita, 512² crops, U8 and F32. The dialog first renders
+    the crop at the cache's grid of strengths (the artist looking at the first preview);
+    then each slider move measures the time to the first picture (a blend of the two
+    cached neighbours, or a cached picture) and to the exact preview, and how far the
+    first picture was from the exact one (PSNR). Beside it, in the same run, the same crop
+    as a blocking job through the same session: the backend's own round trip, so the
+    ratio is what the plugin adds to the exact preview."""
     from dni_krita.preview import PreviewScheduler
     from dni_krita.preview_image import Converter
     from dni_krita.preview_view import PreviewView
@@ -623,27 +659,42 @@ def preview_benchmark(dni_krita) -> None:
         dialog = dni_krita.open_dialog(family=CONF["denoise"])
         dialog.area = None
         dialog.preview.setFixedSize(512, 512)
+        t0 = time.perf_counter()
         dialog._read_preview_source()
         _wait(lambda d=dialog: d.previews_shown >= 1, 60)
+        _wait(lambda d=dialog: d.cache.missing(0.5) is None and not d.converter.busy(), 120)
+        fill_s = time.perf_counter() - t0
         slowest = _Slowest([(session, "tick"), (PreviewScheduler, "run"),
                             (PreviewScheduler, "_event"), (Converter, "_step"),
-                            (PreviewView, "paintEvent")])
-        latencies, round_trips = [], []
+                            (PreviewView, "paintEvent"), (type(dialog), "_strength_moved")])
+        first, exact, round_trips, psnrs = [], [], [], []
         for i in range(moves):
-            shown = dialog.previews_shown
+            strength = round(0.05 + 0.9 * ((i * 7) % moves) / moves, 3)
+            shown, stand_ins = dialog.previews_shown, dialog.stand_ins_shown
             t0 = time.perf_counter()
-            dialog.set_strength(round(0.05 + 0.9 * ((i * 7) % moves) / moves, 3))
-            _wait(lambda s=shown, d=dialog: d.previews_shown > s, 60)
-            latencies.append((time.perf_counter() - t0) * 1000)
+            dialog.set_strength(strength)
+            _wait(lambda s=shown, n=stand_ins, d=dialog:
+                  d.previews_shown > s or d.stand_ins_shown > n, 60)
+            first.append((time.perf_counter() - t0) * 1000)
+            stand_in = dialog._filtered if dialog.stand_ins_shown > stand_ins else None
+            _wait(lambda s=strength, d=dialog: d.preview_strength == s, 60)
+            exact.append((time.perf_counter() - t0) * 1000)
+            if stand_in is not None:
+                psnrs.append(_psnr_8bit(stand_in, dialog._filtered))
             job = dialog._preview_job()
             t0 = time.perf_counter()
             session.run(job.spec, timeout=60, pump=QCoreApplication.processEvents)
             round_trips.append((time.perf_counter() - t0) * 1000)
         slowest.restore()
         table[depth] = {
-            "crop": list(dialog.crop), "moves": moves,
-            "slider_to_preview_p50_ms": round(_percentile(latencies, 0.5), 1),
-            "slider_to_preview_p95_ms": round(_percentile(latencies, 0.95), 1),
+            "crop": list(dialog.crop), "moves": moves, "grid_fill_s": round(fill_s, 1),
+            "first_picture_p50_ms": round(_percentile(first, 0.5), 1),
+            "first_picture_p95_ms": round(_percentile(first, 0.95), 1),
+            "exact_preview_p50_ms": round(_percentile(exact, 0.5), 1),
+            "exact_preview_p95_ms": round(_percentile(exact, 0.95), 1),
+            "stand_ins": len(psnrs),
+            "stand_in_psnr_min_db": round(min(psnrs), 1) if psnrs else None,
+            "stand_in_psnr_median_db": round(_percentile(psnrs, 0.5), 1) if psnrs else None,
             "backend_round_trip_p50_ms": round(_percentile(round_trips, 0.5), 1),
             "longest_handler_ms": max(slowest.longest.values() or [0.0]),
             "handlers_ms": slowest.longest}
@@ -678,7 +729,8 @@ def _docker():
 
 def _reedit_a_dni_layer(dni_krita) -> None:
     """Select a DNI layer, move the docker's slider: it is made again in its place from
-    its source with the new strength; undo brings the old one back."""
+    its source with the new strength; one undo brings the old one back, one redo the new."""
+    from dni_krita import canvas_view
     from dni_krita.plugin import instance
 
     denoise = CONF["denoise"]
@@ -701,19 +753,25 @@ def _reedit_a_dni_layer(dni_krita) -> None:
     names = [n.name() for n in doc.rootNode().childNodes()]
     new = doc.nodeByName(f"DNI {instance().session.family(denoise).title} 90%")
     same = new is not None and bytes(new.pixelData(0, 0, 64, 64)) == wanted
-    undos = 0
     new_name = new.name() if new is not None else "?"
-    while (doc.nodeByName(first.name()) is None or doc.nodeByName(new_name) is not None) \
-            and undos < 3:
-        Krita.instance().action("edit_undo").trigger()
-        doc.waitForDone()
-        pump(0.3)
-        undos += 1
+    history = canvas_view.undo_names(doc)
+    pump(0.3)  # an artist looks before pressing Ctrl+Z; the history list settles
+    Krita.instance().action("edit_undo").trigger()  # once: the commands are one step
+    doc.waitForDone()
+    pump(0.5)
     back = doc.nodeByName(first.name())
-    check("reedit_dni_layer_in_place", found and same and names.index(new.name()) == 2
-          and back is not None and bytes(back.pixelData(0, 0, 64, 64)) == first_pixels
-          and doc.nodeByName(new_name) is None,
-          layers=names, undos_to_restore=undos, docker=docker.last_label.text())
+    restored = back is not None and bytes(back.pixelData(0, 0, 64, 64)) == first_pixels \
+        and doc.nodeByName(new_name) is None
+    Krita.instance().action("edit_redo").trigger()  # and once forward again
+    doc.waitForDone()
+    pump(0.5)
+    redone = doc.nodeByName(first.name()) is None and doc.nodeByName(new_name) is not None
+    check("reedit_dni_layer_in_place_one_undo_step",
+          found and same and names.index(new.name()) == 2 and restored and redone,
+          layers=names, restored_by_one_undo=restored, redone_by_one_redo=redone,
+          history=history, docker=docker.last_label.text(),
+          grouping=repr(getattr(instance().undo, "_groups", instance().undo)),
+          grouping_steps=getattr(instance().undo, "steps_taken", None))
     doc.setModified(False)
 
 

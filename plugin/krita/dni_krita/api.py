@@ -98,7 +98,7 @@ def run_filter(family: str, strength: float | None = None,
     mode: "network" (DNI) or "pixel" (blend the members' outputs: the paper's baseline).
     target: "new_layer" (above the source; the default) or "replace" (undoable).
     sr_output: for super-resolution, "new_document" (the default: the source stays) or
-      "resize" (enlarge this image: two undo steps, the enlargement and the new layer).
+      "resize" (enlarge this image and add the result as a new layer: one undo step).
     on_progress(fraction): returning True cancels the job.
     Raises FilterError with a message for the user; the document is unchanged then.
     """

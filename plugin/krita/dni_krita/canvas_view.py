@@ -78,17 +78,43 @@ def visible_rect(doc: Any) -> Rect | None:
     return Rect(x0, y0, x1 - x0, y1 - y0)
 
 
+def _history_view() -> Any:
+    """The Undo History docker's list (it shows the active document's history)."""
+    dockers = [d for d in Krita.instance().dockers() if d.objectName() == "History"]
+    if not dockers:
+        return None
+    for view in dockers[0].findChildren(QAbstractItemView):
+        if view.model() is not None:
+            return view
+    return None
+
+
 def undo_position(doc: Any) -> tuple[int, int] | None:
     """(commands in the history, the current one) of `doc`, read from the Undo History
     docker, which follows the active document; None if `doc` is not active or the docker
     is missing."""
     if _active_window_and_view(doc) is None:
         return None
-    dockers = [d for d in Krita.instance().dockers() if d.objectName() == "History"]
-    if not dockers:
+    view = _history_view()
+    if view is None:
         return None
-    for view in dockers[0].findChildren(QAbstractItemView):
-        model = view.model()
-        if model is not None:
-            return int(model.rowCount()), int(view.currentIndex().row())
-    return None
+    return int(view.model().rowCount()), int(view.currentIndex().row())
+
+
+def undo_names(doc: Any) -> list[str] | None:
+    """The names of the history's rows ("Add Layer", …) of `doc`, as the docker lists
+    them; None as for undo_position."""
+    if _active_window_and_view(doc) is None:
+        return None
+    view = _history_view()
+    if view is None:
+        return None
+    model = view.model()
+    return [str(model.data(model.index(row, 0))) for row in range(model.rowCount())]
+
+
+def undo_selection_model() -> Any:
+    """The Undo History list's selection model: its current row follows every undo and
+    redo of the active document. None without the docker."""
+    view = _history_view()
+    return view.selectionModel() if view is not None else None

@@ -3,7 +3,7 @@
 Only the Krita API (libkis) and dni_client; no Qt widgets, no network. Both halves run on
 the GUI thread. The user's pixels are never written to: results go into a new layer
 (setPixelData is not undoable; adding and removing nodes is), and "replace" is a new layer
-plus an undoable removal of the old one.
+plus an undoable removal of the old one (one undo step: undo_groups).
 """
 
 from __future__ import annotations
@@ -329,8 +329,8 @@ def apply_result(job: KritaJob, width: int, height: int, layout: str, data: byte
 
 
 def _instead_of(job: KritaJob, old: Any, pixels: bytes, place: Rect) -> Any:
-    """The new result where `old` was, with its look; then `old` goes (two undo steps:
-    libkis has no way to group them into one)."""
+    """The new result where `old` was, with its look; then `old` goes (several commands
+    in Krita's history, which undo_groups makes one undo step)."""
     doc = job.doc
     layer = new_paint_layer(doc, job.node, "DNI")  # named once the old one is gone
     layer.setPixelData(pixels, place.x, place.y, place.width, place.height)

@@ -7,6 +7,7 @@ delivers backend events, the PreviewScheduler decides when a preview runs.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from krita import Krita
@@ -19,13 +20,14 @@ from dni_client.job import Amount
 from dni_client.mix_state import MixState
 from dni_client.presets import PresetStore
 from dni_client.preview_area import PreviewArea
+from dni_client.preview_cache import Between, StrengthCache, source_of
 from dni_client.session import STATE_ERROR, JobHandle
 
 from . import api, canvas_view, core
 from .canvas_preview import CanvasPreview, preview_rect
 from .plugin import instance
 from .preview import PreviewScheduler
-from .preview_image import Converter, mask_qimage, over
+from .preview_image import Converter, blend, mask_qimage, over
 from .preview_view import Overview, PreviewView
 from .qt import (
     QCheckBox,
@@ -84,6 +86,11 @@ class FilterDialog(QDialog):
         self.store = PresetStore(self.plugin.settings.backend.presets_path)
         self.previews_shown = 0  # for scripts and tests: how many previews arrived
         self.preview_strength: float | None = None  # the strength of the shown preview
+        self.stand_ins_shown = 0  # pictures blended from two cached ones (scripts, tests)
+        # Previews of this area at other strengths, rendered ahead for slider drags.
+        self.cache: StrengthCache[QImage] = StrengthCache()
+        self._generation = 0  # counts readings of the preview's source pixels
+        self._ahead_busy: set[float] = set()  # rendered ahead, being converted
         self.running: JobHandle | None = None
         self.result_layer: Any = None
         self.crop: Rect | None = None  # the preview's area, once the layer was read
@@ -99,7 +106,8 @@ class FilterDialog(QDialog):
         self.setMinimumWidth(720)
         self._build()
         self.previews = PreviewScheduler(self, self.session, self._preview_job,
-                                         self._preview_shown, self.status.setText)
+                                         self._preview_shown, self.status.setText,
+                                         self._ahead_job, self._ahead_done)
         # The extension's timer drives the session; the dialog follows its state.
         self.session.state_changed.connect(self._session_changed)
         self._retry()
@@ -311,7 +319,7 @@ class FilterDialog(QDialog):
         opts.addRow("Result:", self.target_box)
         self.sr_box = QComboBox()
         self.sr_box.addItem("Open a new document", core.SR_NEW_DOCUMENT)
-        self.sr_box.addItem("Enlarge this image (two undo steps)", core.SR_RESIZE)
+        self.sr_box.addItem("Enlarge this image (undoable)", core.SR_RESIZE)
         self.sr_label = QLabel("Super-resolution:")
         opts.addRow(self.sr_label, self.sr_box)
         return opts
@@ -606,6 +614,7 @@ class FilterDialog(QDialog):
         return self._area_for().crop(self.state.family.scale)
 
     def _read_preview_source(self) -> None:
+        self._generation += 1
         try:
             self.crop = c = self._crop()
             self._fmt = core.check_layer(self.doc, self.node)
@@ -655,7 +664,7 @@ class FilterDialog(QDialog):
 
     def schedule_preview(self, *_: Any) -> None:
         if self.state is not None and not self._updating:
-            self.previews.schedule()
+            self.previews.schedule(needed=not self._show_cached())
             if self.canvas_preview is not None:
                 self.canvas_preview.schedule()
 
@@ -669,22 +678,85 @@ class FilterDialog(QDialog):
                             crop=self.crop)
 
     def _preview_shown(self, job: core.KritaJob, handle: JobHandle) -> None:
-        result = handle.result
-        assert result is not None
-
         def ready(image: QImage) -> None:
-            c = job.area.crop
-            if job.area.selected and job.options.selection_only and job.scale == 1:
-                mask = bytes(self.doc.selection().pixelData(c.x, c.y, c.width, c.height))
-                image = over(image, self._original, mask_qimage(mask, c.width, c.height))
-            self._filtered = image
+            self._filtered = self._finished_image(job, image)
             self.previews_shown += 1
             self.preview_strength = job.spec.amount.strength
             self.status.setText(self.session.message)
             self._show()
 
-        self.converter.convert("after", result.pixels, result.width, result.height,
+        self._convert("after", job, handle, ready)
+
+    def _convert(self, slot: str, job: core.KritaJob, handle: JobHandle,
+                 ready: Any) -> None:
+        result = handle.result
+        assert result is not None
+        self.converter.convert(slot, result.pixels, result.width, result.height,
                                job.spec.fmt, self._linear, ready)
+
+    def _finished_image(self, job: core.KritaJob, image: QImage) -> QImage:
+        """A converted preview as shown: inside the selection only where it applies; kept
+        in the cache when it is of the area and settings shown now."""
+        c = job.area.crop
+        if job.area.selected and job.options.selection_only and job.scale == 1:
+            mask = bytes(self.doc.selection().pixelData(c.x, c.y, c.width, c.height))
+            image = over(image, self._original, mask_qimage(mask, c.width, c.height))
+        if c == self.crop and self.state is not None \
+                and job.spec.family.name == self.state.family.name:
+            self.cache.store(self._source(job.options), job.spec.amount.strength, image)
+        return image
+
+    # ---- previews rendered ahead (dni_client.preview_cache)
+    def _source(self, options: core.Options) -> Hashable | None:
+        assert self.state is not None
+        return source_of(options.amount, options.strength_map, self._generation,
+                         self.state.family.name,
+                         options._replace(amount=None, target=None, sr_output=None))
+
+    def _show_cached(self) -> bool:
+        """Show at once what the cache has for the current settings: their own picture
+        (True: nothing to compute) or a blend of the two either side (a stand-in until
+        the exact preview arrives)."""
+        if self.state is None or self.crop is None or self._original is None:
+            return False
+        options = self.options()
+        source = self._source(options)
+        self.cache.use(source)
+        found = self.cache.picture(options.amount.strength) if source is not None else None
+        if found is None:
+            return False
+        if isinstance(found, Between):
+            self._filtered = blend(found.low, found.high, found.t)
+            self.stand_ins_shown += 1
+        else:
+            self._filtered = found
+            self.previews_shown += 1
+            self.preview_strength = options.amount.strength
+        self._show()
+        return not isinstance(found, Between)
+
+    def _ahead_job(self) -> core.KritaJob | None:
+        if self.state is None or self.crop is None or self.canvas_preview is not None:
+            return None  # the on-canvas preview needs the backend more
+        options = self.options()
+        source = self._source(options)
+        self.cache.use(source)
+        strength = self.cache.missing(options.amount.strength, self._ahead_busy) \
+            if source is not None else None
+        if strength is None:
+            return None
+        return core.prepare(self.doc, self.node, self.state.family,
+                            options._replace(amount=Amount(strength, None)), crop=self.crop)
+
+    def _ahead_done(self, job: core.KritaJob, handle: JobHandle) -> None:
+        strength = job.spec.amount.strength
+        self._ahead_busy.add(strength)  # not asked for again while it is converted
+
+        def ready(image: QImage) -> None:
+            self._finished_image(job, image)
+            self._ahead_busy.discard(strength)
+
+        self._convert(f"ahead {strength}", job, handle, ready)
 
     def _show(self, *_: Any) -> None:
         self.preview.show_images(self._original, self._filtered)

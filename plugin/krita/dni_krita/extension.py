@@ -26,8 +26,10 @@ class DNIExtension(Extension):
     def setup(self) -> None:
         if self.problem is None:
             # One QTimer on the GUI thread delivers backend events (never blocks).
+            from . import undo_groups
             from .plugin import instance
 
+            instance().undo = undo_groups.groups()
             self._pump = QTimer()
             self._pump.setInterval(25)
             self._pump.timeout.connect(lambda: instance().session.tick())

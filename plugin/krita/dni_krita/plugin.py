@@ -5,7 +5,7 @@ instead of reading module globals."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from dni_client import filters
 from dni_client.client import Result
@@ -47,9 +47,19 @@ class LastRun(NamedTuple):
     layer: Any = None  # the result, once applied
 
 
+class UndoGrouping(Protocol):
+    """Makes the commands of one result one undo step (undo_groups.UndoGroups, which needs
+    Krita's widgets; unit tests run without it)."""
+
+    def mark(self, doc: Any) -> Any: ...
+
+    def join(self, doc: Any, mark: Any) -> bool: ...
+
+
 class Plugin:
     def __init__(self, settings: KritaSettings, session: Session | None = None) -> None:
         self.settings = settings
+        self.undo: UndoGrouping | None = None  # set by the extension once Krita is up
         self.session = session or Session(settings.backend, installer=INSTALLER)
         self.last_run: LastRun | None = None
         self.last_job: core.KritaJob | None = None  # the last job applied (scripts, tests)
@@ -71,8 +81,12 @@ class Plugin:
     def apply(self, job: core.KritaJob, result: Result, in_place_of: Any = None) -> Any:
         """A finished job's result into the document (FilterError if it cannot be); the
         new layer remembers how it was made (re-editable)."""
+        mark = self.undo.mark(job.doc) if self.undo is not None else None
         layer = core.apply_result(job, result.width, result.height, result.layout,
                                   result.pixels, in_place_of=in_place_of)
+        if self.undo is not None:
+            # Enlarging then adding, or adding then removing: one undo step, not two.
+            self.undo.join(job.doc, mark)
         layer_records.remember(job, layer)
         self.last_job = job
         return layer
@@ -146,4 +160,6 @@ def replace(plugin: Plugin | None) -> None:
     global _instance
     if _instance is not None and plugin is not _instance:
         _instance.shutdown()
+        if plugin is not None and plugin.undo is None:
+            plugin.undo = _instance.undo  # Krita's history is the same one
     _instance = plugin

@@ -94,3 +94,14 @@ def over(top: QImage, bottom: QImage | None, mask: QImage) -> QImage:
     painter.drawImage(0, 0, masked)
     painter.end()
     return out
+
+
+def blend(low: QImage, high: QImage, t: float) -> QImage:
+    """`high` over `low` at opacity `t`: (1 - t)·low + t·high where both are opaque (a
+    stand-in between two rendered strengths; dni_client.preview_cache)."""
+    out = low.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    painter = QPainter(out)
+    painter.setOpacity(t)
+    painter.drawImage(0, 0, high)
+    painter.end()
+    return out
