@@ -44,11 +44,22 @@ def test_global_sigma_within_ten_percent_on_real_photos(name: str, sigma: int) -
 
 
 @pytest.mark.parametrize("name", sorted(PHOTOS))
-@pytest.mark.parametrize("sigma", [15, 25])
+@pytest.mark.parametrize("sigma", [15, 25, 35, 50])
 def test_an_8bit_file_reads_the_same(name: str, sigma: int) -> None:
     """Rounded and clipped as a saved file; uint8 input is scaled like the engine's."""
     found = noise_level.global_sigma(saved_8bit(with_noise(PHOTOS[name], sigma, seed=1)))
     assert abs(found - sigma) <= 0.10 * sigma, f"{name}: read {found:.1f} for sigma {sigma}"
+
+
+def test_a_channel_all_near_black_does_not_pull_the_reading_down() -> None:
+    """A yellow subject: blue is near 0 everywhere, so clipping ate most of its noise.
+    That channel cannot be read and is left out; the others give the sigma."""
+    clean = PHOTOS["astronaut"].astype(np.float64)
+    yellow = clean.copy()
+    yellow[..., 2] = clean[..., 2] * 0.03  # blue squeezed to 0-8
+    found = noise_level.global_sigma(saved_8bit(with_noise(yellow, 40, seed=3)))
+    assert abs(found - 40) <= 0.10 * 40, f"read {found:.1f} for sigma 40"
+    assert noise_level.channel_sigmas(saved_8bit(with_noise(yellow, 40, seed=3)))[2] is None
 
 
 def test_each_channel_is_measured_on_its_own() -> None:

@@ -13,16 +13,19 @@ Two estimators, measured against each other in models/REPORT.md ("Auto strength"
   finest diagonal Haar band, taken over the flattest blocks (least horizontal and
   vertical detail).
 
-Areas whose mean lies within two sigmas of 0 or 1 are left out (estimate, then estimate
-again without them until the margin settles): clipping removes noise there, and a white
-sky would read as clean. A channel with no area that far inside the range is left out of
-the image's sigma (the blue of a yellow flower is all near 0).
+Where the image was clipped (no values beyond 0 or 1), areas whose mean lies within two
+sigmas of that limit, or with a part within half a sigma of it, are left out (estimate,
+then estimate again without them until the margin settles): clipping removes noise there,
+and a white sky would read as clean. Channels are combined weighted by how many areas
+each was read on; a channel with none that far inside the range is left out (the blue of
+a yellow flower is all near 0).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -44,7 +47,17 @@ CLIP_MARGIN = 2.0  # noise sigmas from 0 and 1 beyond which clipping is negligib
 MAD_TO_SIGMA = 0.6745  # median |N(0, 1)|
 FLAT_SHARE = 0.25  # the wavelet estimator keeps this share of the flattest blocks
 
-ChannelEstimator = Callable[[np.ndarray], float | None]
+
+
+class Reading(NamedTuple):
+    """One channel's noise sigma (unit range) and how much of the image it rests on
+    (patches or blocks used): channels are weighted by it when combined."""
+
+    sigma: float
+    support: int
+
+
+ChannelEstimator = Callable[[np.ndarray], "Reading | None"]
 
 
 def unit_channels(image: np.ndarray) -> np.ndarray:
@@ -58,10 +71,29 @@ def unit_channels(image: np.ndarray) -> np.ndarray:
 
 
 # -- PCA on patches (Chen et al. 2015) ----------------------------------------------------
-def _patches(plane: np.ndarray, limit: int, margin: float) -> np.ndarray:
+class Safe(NamedTuple):
+    """Where an area's mean (and each of its 2x2 parts) must lie to be read: far enough
+    from a limit the image was clipped at."""
+
+    low: float
+    high: float
+    parts_low: float
+    parts_high: float
+
+
+def _safe(plane: np.ndarray, margin: float) -> Safe:
+    """`margin` inside 0 and 1 (its parts a quarter of it), except at a side where the
+    plane has values beyond the limit: it was not clipped there (unclipped float data)."""
+    clipped_low = float(plane.min()) > -SATURATED
+    clipped_high = float(plane.max()) < 1 + SATURATED
+    low, high = (margin if clipped_low else -np.inf), (1 - margin if clipped_high else np.inf)
+    return Safe(low, high, low - 0.75 * margin, high + 0.75 * margin)
+
+
+def _patches(plane: np.ndarray, limit: int, safe: Safe) -> np.ndarray:
     """Patches of `plane` as rows (n, PATCH^2), at a stride that keeps about `limit` of
-    them, leaving out those whose mean is within `margin` of 0 or 1 (the patch mean, not
-    its noisy pixels, decides: picking by the pixels would pick the quiet ones)."""
+    them, leaving out those whose mean is not inside `safe` (the patch mean, not its
+    noisy pixels, decides: picking by the pixels would pick the quiet ones)."""
     h, w = plane.shape
     if h < PATCH or w < PATCH:
         return np.empty((0, PATCH * PATCH), np.float32)
@@ -70,7 +102,7 @@ def _patches(plane: np.ndarray, limit: int, margin: float) -> np.ndarray:
     view = sliding_window_view(plane, (PATCH, PATCH))[::stride, ::stride]
     rows = view.reshape(-1, PATCH * PATCH)
     means = rows.mean(axis=1)
-    return rows[(means > margin) & (means < 1 - margin)]
+    return rows[(means > safe.low) & (means < safe.high)]
 
 
 def _tail_mean_at_median(eigenvalues: np.ndarray) -> float:
@@ -85,44 +117,45 @@ def _tail_mean_at_median(eigenvalues: np.ndarray) -> float:
     return max(float(values[0]), 0.0)
 
 
-def _pca_pass(plane: np.ndarray, limit: int, margin: float) -> float | None:
-    rows = _patches(plane, limit, margin)
+def _pca_pass(plane: np.ndarray, limit: int, safe: Safe) -> Reading | None:
+    rows = _patches(plane, limit, safe)
     if len(rows) < MIN_PATCHES:
         return None
     centred = rows.astype(np.float64) - rows.mean(axis=0)
     covariance = centred.T @ centred / (len(rows) - 1)
-    return math.sqrt(_tail_mean_at_median(np.linalg.eigvalsh(covariance)))
+    return Reading(math.sqrt(_tail_mean_at_median(np.linalg.eigvalsh(covariance))), len(rows))
 
 
-def _away_from_clipping(estimate: Callable[[float], float | None]) -> float | None:
+def _away_from_clipping(plane: np.ndarray, estimate: Callable[[Safe], Reading | None]
+                        ) -> Reading | None:
     """Estimate once, then again on areas at least CLIP_MARGIN sigmas inside the range:
     closer to 0 or 1, clipping has removed part of the noise. A first estimate that
     clipping pulled down gives too small a margin, so the margin follows the estimate
     until it settles. None when no area lies that far inside (a channel that is all near
     black or white, as the blue of a yellow flower): what it reads is not the noise."""
-    sigma = estimate(SATURATED)
+    reading = estimate(_safe(plane, SATURATED))
     for _ in range(3):
-        if sigma is None:
+        if reading is None:
             return None
-        again = estimate(max(SATURATED, CLIP_MARGIN * sigma))
-        if again is None or abs(again - sigma) <= 0.02 * sigma:
+        again = estimate(_safe(plane, max(SATURATED, CLIP_MARGIN * reading.sigma)))
+        if again is None or abs(again.sigma - reading.sigma) <= 0.02 * reading.sigma:
             return again
-        sigma = again
-    return sigma
+        reading = again
+    return reading
 
 
-def pca_sigma(plane: np.ndarray, limit: int = MAX_PATCHES) -> float | None:
+def pca_sigma(plane: np.ndarray, limit: int = MAX_PATCHES) -> Reading | None:
     """Noise sigma (unit range) of one channel, or None when too few usable patches."""
-    return _away_from_clipping(lambda margin: _pca_pass(plane, limit, margin))
+    return _away_from_clipping(plane, lambda safe: _pca_pass(plane, limit, safe))
 
 
 # -- wavelet MAD on flat blocks (Donoho) --------------------------------------------------
-def wavelet_sigma(plane: np.ndarray) -> float | None:
+def wavelet_sigma(plane: np.ndarray) -> Reading | None:
     """Noise sigma (unit range) from the diagonal Haar band of the flattest blocks."""
-    return _away_from_clipping(lambda margin: _wavelet_pass(plane, margin))
+    return _away_from_clipping(plane, lambda safe: _wavelet_pass(plane, safe))
 
 
-def _wavelet_pass(plane: np.ndarray, margin: float, block: int = 8) -> float | None:
+def _wavelet_pass(plane: np.ndarray, safe: Safe, block: int = 8) -> Reading | None:
     h, w = (plane.shape[0] // (2 * block)) * 2 * block, (plane.shape[1] // (2 * block)) * 2 * block
     if h == 0 or w == 0:
         return None
@@ -136,14 +169,19 @@ def _wavelet_pass(plane: np.ndarray, margin: float, block: int = 8) -> float | N
         bh, bw = values.shape[0] // block, values.shape[1] // block
         return values.reshape(bh, block, bw, block).swapaxes(1, 2).reshape(bh * bw, -1)
 
-    block_means = blocks(means).mean(axis=1)
-    usable = (block_means > margin) & (block_means < 1 - margin)
+    local = blocks(means)  # 2x2 means: noise sigma / 2 on each
+    block_means = local.mean(axis=1)
+    # The block's mean away from clipping, and none of its parts close to it (an edge
+    # between dark and bright can have a middling mean and clipped pixels).
+    usable = (block_means > safe.low) & (block_means < safe.high) \
+        & (local.min(axis=1) > safe.parts_low) & (local.max(axis=1) < safe.parts_high)
     if usable.sum() < 4:
         return None
     energy = blocks(detail).mean(axis=1)[usable]
     coefficients = blocks(diagonal)[usable]
     keep = energy <= np.quantile(energy, FLAT_SHARE)
-    return float(np.median(np.abs(coefficients[keep]))) / MAD_TO_SIGMA
+    return Reading(float(np.median(np.abs(coefficients[keep]))) / MAD_TO_SIGMA,
+                   int(usable.sum()))
 
 
 ESTIMATORS: dict[str, ChannelEstimator] = {"pca": pca_sigma, "wavelet": wavelet_sigma}
@@ -153,24 +191,34 @@ METHOD = "wavelet"
 
 
 # -- the image's sigma --------------------------------------------------------------------
+def _readings(image: np.ndarray, method: str) -> list[Reading | None]:
+    estimate = ESTIMATORS[method]
+    return [estimate(plane) for plane in unit_channels(image)]
+
+
 def channel_sigmas(image: np.ndarray, method: str = METHOD) -> list[float | None]:
     """Noise sigma of each colour channel, 0-255 units; None where it could not be read
     (too small, or all of it near 0 or 1)."""
-    estimate = ESTIMATORS[method]
-    return [None if (s := estimate(plane)) is None else 255.0 * s
-            for plane in unit_channels(image)]
+    return [None if r is None else 255.0 * r.sigma for r in _readings(image, method)]
 
 
-def _combined(sigmas: list[float | None]) -> float | None:
-    """One sigma for the channels that could be read: the root mean square (what a
-    per-channel Gaussian denoiser trained at one sigma sees on average); None if none."""
-    read = [s for s in sigmas if s is not None]
-    return math.sqrt(sum(s * s for s in read) / len(read)) if read else None
+def _combined(readings: list[Reading | None]) -> float | None:
+    """One sigma (unit range) for the channels that could be read: the root mean square
+    (what a per-channel Gaussian denoiser trained at one sigma sees on average), each
+    channel weighted by how much of the image it was read on (a channel mostly near
+    black or white reads its few usable areas, often edges near clipping, low). None
+    if no channel could be read."""
+    read = [r for r in readings if r is not None]
+    total = sum(r.support for r in read)
+    if not read or total <= 0:
+        return None
+    return math.sqrt(sum(r.support * r.sigma * r.sigma for r in read) / total)
 
 
 def global_sigma(image: np.ndarray, method: str = METHOD) -> float:
     """The image's noise sigma, 0-255 units (0 when nothing could be read)."""
-    return _combined(channel_sigmas(image, method)) or 0.0
+    sigma = _combined(_readings(image, method))
+    return 0.0 if sigma is None else 255.0 * sigma
 
 
 # -- the per-region map -------------------------------------------------------------------

@@ -117,7 +117,10 @@ def estimator_table(photos: list[Photo], out: Section) -> None:
         "smallest eigenvalues meets their median (Chen, Zhu and Heng, ICCV 2015). "
         "`wavelet`: median absolute deviation of the finest diagonal Haar band over the "
         "quarter of 16×16 blocks with the least horizontal and vertical detail (Donoho). "
-        "Both leave out areas within 2 sigma of 0 or 1 (clipping removes noise there). "
+        "Where the image was clipped, both leave out areas within 2 sigma of 0 or 1 "
+        "(clipping removes noise there; the wavelet blocks also any 2×2 part within "
+        "half a sigma) and weight the channels by how many areas each was read on, "
+        "leaving out a channel with none (the blue of *YellowFlower*). "
         "The photos' own noise and fine texture count as noise, which is most of the error "
         "at sigma 5.", "",
         table(header, rows), "",
@@ -128,9 +131,7 @@ def estimator_table(photos: list[Photo], out: Section) -> None:
         + ". PCA reads the fur of *baboon* and the fine detail of *butterfly* as noise, "
         "above all at low sigma, and is much slower per window of the map (an "
         "eigendecomposition per window and channel), so the map uses the wavelet "
-        "estimator as well. Both read 8-bit images with much black or white low at high "
-        "sigma: clipping has removed part of the noise, more than leaving out the areas "
-        "near 0 and 1 makes up for.", "",
+        "estimator as well.", "",
         "One sigma for `--strength auto` (`noise_level.image_sigma`): the whole-image "
         "estimate, unless the estimates of 64 px windows spread widely (10th–90th "
         f"percentile over {noise_level.NOISE_VARIES} of their median): then the noise "

@@ -252,16 +252,18 @@ def run_checks() -> None:
         check("group_layer_refused", "group" in str(exc), message=str(exc))
 
     # 7. The dialog: live preview follows the slider.
+    log("opening the photo")
     photo = app.openDocument(CONF["photo"])
     app.activeWindow().addView(photo)
     app.setActiveDocument(photo)
-    photo.setActiveNode([n for n in photo.rootNode().childNodes()
-                         if n.type() == "paintlayer"][-1])
+    photo_layer = [n for n in photo.rootNode().childNodes() if n.type() == "paintlayer"][-1]
+    photo.setActiveNode(photo_layer)
     pump(0.5)
-    dialog = dni_krita.open_dialog(family=denoise)
+    dialog = dni_krita.open_dialog(family=denoise, document=photo, layer=photo_layer)
     deadline = time.monotonic() + 60
     while dialog.previews_shown < 1 and time.monotonic() < deadline:
         pump(0.05)
+    log(f"first preview: {dialog.previews_shown}")
     first = dialog.preview.grab().toImage()
     shown = dialog.previews_shown
     dialog.set_strength(0.0)
@@ -306,7 +308,7 @@ def run_checks() -> None:
           layer=applied.name() if applied else None)
     dialog.reject()
     # Filter ▸ DNI ▸ Other Family… offers every installed family, whatever its task.
-    other = dni_krita.open_dialog(task="other")
+    other = dni_krita.open_dialog(task="other", document=photo, layer=photo_layer)
     deadline = time.monotonic() + 30
     while not other.families and time.monotonic() < deadline:
         pump(0.05)
@@ -455,7 +457,7 @@ def _preview_of_zoomed_second_document(dni_krita) -> None:
     # Krita's own rendering, mapped through the visible area: the mark's image position.
     mapped = None if red is None or seen is None else (
         seen.x + red[0] * seen.width / vp.width(), seen.y + red[1] * seen.height / vp.height())
-    dialog = dni_krita.open_dialog(family=CONF["denoise"])
+    dialog = dni_krita.open_dialog(family=CONF["denoise"], document=second, layer=layer)
     log(f"dialog on layer {dialog.node.name()}")
     crop = dialog.crop
     centre = (crop.x + crop.width / 2, crop.y + crop.height / 2) if crop else None
@@ -584,7 +586,7 @@ def _preview_freeze_per_depth(dni_krita) -> None:
         slowest = _Slowest([(session, "tick"), (PreviewScheduler, "run"),
                             (PreviewScheduler, "_event"), (Converter, "_step"),
                             (PreviewView, "paintEvent")])
-        dialog = dni_krita.open_dialog(family=CONF["denoise"])
+        dialog = dni_krita.open_dialog(family=CONF["denoise"], document=doc, layer=layer)
         dialog.area = None
         dialog.preview.setFixedSize(512, 512)
         dialog._read_preview_source()
@@ -656,7 +658,7 @@ def preview_benchmark(dni_krita) -> None:
         doc.refreshProjection()
         doc.waitForDone()
         pump(0.3)
-        dialog = dni_krita.open_dialog(family=CONF["denoise"])
+        dialog = dni_krita.open_dialog(family=CONF["denoise"], document=doc, layer=layer)
         dialog.area = None
         dialog.preview.setFixedSize(512, 512)
         t0 = time.perf_counter()
@@ -798,12 +800,13 @@ def _apply_right_after_a_crash(dni_krita, conn) -> None:
     """The backend dies; the artist presses Apply at once: it waits for the new backend
     and applies (before: only "Starting the DNI backend…", nothing happened)."""
     doc, _ = new_doc(48, 48, "crash")
-    doc.rootNode().childNodes()[0].setPixelData(noisy_fill(48, 48), 0, 0, 48, 48)
+    layer = doc.rootNode().childNodes()[0]
+    layer.setPixelData(noisy_fill(48, 48), 0, 0, 48, 48)
     pump(0.3)
     conn.backend.process.kill()
     conn.backend.process.wait()
     log(f"crash: killed; {conn.state}: {conn.message}")
-    dialog = dni_krita.open_dialog(family="tiny")
+    dialog = dni_krita.open_dialog(family="tiny", document=doc, layer=layer)
     _wait(lambda: dialog.state is not None, 60)
     log(f"crash: dialog ready={dialog.state is not None}; {conn.state}: {conn.message}")
     dialog.apply()
@@ -904,7 +907,26 @@ def finish() -> None:
     app.action("file_quit").trigger()
 
 
+_watchdog = []  # keeps the timer alive
+
+
+def _close_unexpected_boxes() -> None:
+    """No check expects a modal box: one would block Krita (and the test) until killed.
+    Note its text, close it, and let the test fail on it."""
+    from PyQt5.QtWidgets import QApplication, QMessageBox
+
+    box = QApplication.activeModalWidget()
+    if isinstance(box, QMessageBox):
+        results.setdefault("unexpected_boxes", []).append(box.text())
+        log(f"unexpected message box: {box.text()}")
+        box.done(0)
+
+
 def start() -> None:
+    timer = QTimer()
+    timer.timeout.connect(_close_unexpected_boxes)
+    timer.start(1000)
+    _watchdog.append(timer)
     try:
         run_checks()
     except Exception:

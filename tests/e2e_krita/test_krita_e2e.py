@@ -204,6 +204,7 @@ def test_krita_end_to_end(tmp_path: Path) -> None:
     proc, elapsed, port, out = (results[k] for k in ("_proc", "_elapsed", "_port", "_out"))
     log = "\n".join(results.get("log", []))
     assert "error" not in results, results["error"] + "\n" + log
+    assert not results.get("unexpected_boxes"), f"{results['unexpected_boxes']}\n{log}"
     assert results.get("finished"), f"{log}\nexit {proc.returncode}\n{proc.stderr[-3000:]}"
     failed = {k: v for k, v in results["checks"].items() if not v["ok"]}
     assert not failed, f"{failed}\n{log}"

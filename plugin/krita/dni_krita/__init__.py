@@ -56,12 +56,14 @@ def session() -> Any:
     return instance().session
 
 
-def open_dialog(family: str | None = None, task: str | None = None) -> Any:
-    """Open the filter dialog (as the Filter ▸ DNI menu does); returns it."""
+def open_dialog(family: str | None = None, task: str | None = None, *, document: Any = None,
+                layer: Any = None) -> Any:
+    """Open the filter dialog (as the Filter ▸ DNI menu does) on `layer` of `document`
+    (default: the active layer of the active document); returns it."""
     _usable()
     from .dialog import open_dialog as show
 
-    return show(family=family, task=task)
+    return show(family=family, task=task, doc=document, node=layer)
 
 
 def _register() -> None:

@@ -847,12 +847,14 @@ def _preview_centre(doc: Any) -> tuple[float, float] | None:
     return visible.x + visible.width / 2.0, visible.y + visible.height / 2.0
 
 
-def open_dialog(family: str | None = None, task: str | None = None) -> FilterDialog | None:
-    """Check the document and layer, then show the (modeless) dialog; returns it.
-    `task` picks the filter (Filter ▸ DNI entry); a family alone opens its task's."""
+def open_dialog(family: str | None = None, task: str | None = None, doc: Any = None,
+                node: Any = None) -> FilterDialog | None:
+    """Check the document and layer (default: the active ones), then show the
+    (modeless) dialog; returns it. `task` picks the filter (Filter ▸ DNI entry); a
+    family alone opens its task's."""
     app = Krita.instance()
-    doc = app.activeDocument()
-    node = doc.activeNode() if doc is not None else None
+    doc = doc or app.activeDocument()
+    node = node or (doc.activeNode() if doc is not None else None)
     window = app.activeWindow()
     parent = window.qwindow() if window is not None else None
     try:
