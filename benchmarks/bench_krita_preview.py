@@ -1,10 +1,10 @@
-"""Slider to preview inside the real Krita (Debian's, under Xvfb), 512² crops at 8-bit and
-32-bit float: how long from a new slider value to the first picture in the dialog (from
-the previews rendered ahead, dni_client.preview_cache) and how close it is to the exact
-one, how long to the exact preview, the longest call of the plugin's own GUI-thread
-handlers (a freeze of Krita), and beside it, measured in the same run, the backend's own
-round trip for the same crop through the same session (so the ratio is what the plugin
-adds on top of the network).
+"""Slider to preview inside the real Krita (Debian's, under Xvfb), 512² crops at every
+depth (8 and 16-bit integer, 16 and 32-bit float): how long from a new slider value to
+the first picture in the dialog (from the previews rendered ahead,
+dni_client.preview_cache) and how close it is to the exact one, how long to the exact
+preview, the longest call of the plugin's own GUI-thread handlers (a freeze of Krita),
+and beside it, measured in the same run, the backend's own round trip for the same crop
+through the same session (so the ratio is what the plugin adds on top of the network).
 
     python benchmarks/bench_krita_preview.py [--moves N] [--output docs/PERFORMANCE.md]
 
@@ -39,16 +39,17 @@ def _machine() -> str:
 
 def _table(rows: dict, moves: int) -> str:
     lines = ["## Slider to preview inside Krita", "",
-             f"`python benchmarks/bench_krita_preview.py --moves {moves}`: Debian's Krita "
-             "under Xvfb, the bundled denoise family, 512² crops. The dialog first renders "
-             "the crop at five strengths a quarter of the slider apart (the artist looking "
-             "at the first preview; *grid ready* is how long that takes after the dialog "
-             "reads its crop); then each slider move measures the time to the first picture "
-             "(the two cached neighbours blended, or a cached picture) and to the exact "
-             "preview, and the PSNR of that first picture against the exact one. Beside "
-             "it, in the same run, the same crop as a blocking job through the same "
-             "session (the backend's own round trip): the ratio is what the plugin adds to "
-             f"the exact preview. Machine: {_machine()}.", "",
+             f"`python benchmarks/bench_krita_preview.py --moves {moves}`: "
+             "Debian's Krita under Xvfb, the bundled denoise family, 512² crops at every "
+             "layer depth. The dialog first renders the crop at five strengths a quarter "
+             "of the slider apart (the artist looking at the first preview; *grid ready* "
+             "is how long that takes after the dialog reads its crop); then each slider "
+             "move measures the time to the first picture (the two cached neighbours "
+             "blended, or a cached picture) and to the exact preview, and the PSNR of that"
+             " first picture against the exact one. Beside it, in the same run, the same "
+             "crop as a blocking job through the same session (the backend's own round "
+             "trip): the ratio is what the plugin adds to the exact preview. Machine: "
+             f"{_machine()}.", "",
              "| depth | crop | slider → first picture p50 / p95 | first picture vs exact "
              "(PSNR, worst / median) | slider → exact preview p50 / p95 | backend round "
              "trip p50 | ratio (exact p50) | grid ready | longest plugin handler on "

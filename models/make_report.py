@@ -1,7 +1,7 @@
 """Regenerate models/REPORT.md (and models/report/*.png) from the shipped weights.
 
     python models/make_report.py            # needs models/.data (python -m models.recipes.data)
-    python models/make_report.py --sections denoise,sr
+    python models/make_report.py --sections denoise,sr   # the others kept from REPORT.md
 
 Report-only extras: opencv-python-headless, bm3d, scikit-image, matplotlib. The project's
 runtime needs none of them. Every number in the report is measured on the held-out
@@ -38,16 +38,37 @@ SECTIONS: dict[str, Callable[[Paths], Section]] = {
     "sr": super_resolve.section, "stylize": stylize.section}
 
 
+def _marks(kind: str, name: str) -> tuple[str, str]:
+    return f"<!-- {kind}: {name} -->", f"<!-- /{kind} -->"
+
+
+def _block(text: str, kind: str, name: str) -> list[str] | None:
+    """The lines between a section's (or its targets') marks in an earlier report."""
+    start, end = _marks(kind, name)
+    lines = text.splitlines()
+    if start not in lines:
+        return None
+    first = lines.index(start) + 1
+    return lines[first:lines.index(end, first)]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help="sections to measure again; the others are kept from the "
+                             "existing REPORT.md")
     parser.add_argument("--models", type=Path, default=MODELS,
                         help="folder holding the families (for trying out unshipped weights); "
                              "REPORT.md and report/ are written there")
     args = parser.parse_args(argv)
     paths = Paths(args.models)
     wanted = args.sections.split(",")
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown sections {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    report = paths.models / "REPORT.md"
+    earlier = report.read_text(encoding="utf-8") if report.exists() else ""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     lines = ["# Bundled families: report", "",
@@ -59,10 +80,17 @@ def main(argv: list[str] | None = None) -> None:
     for name, run in SECTIONS.items():
         if name in wanted:
             done = run(paths)
-            lines += done.lines
-            targets += done.targets
+            body, goals = done.lines, done.targets
+        else:
+            body = _block(earlier, "section", name)
+            goals = _block(earlier, "targets", name) or []
+            if body is None:
+                print(f"{name}: not in the existing report and not asked for; left out")
+                continue
+        lines += [_marks("section", name)[0], *body, _marks("section", name)[1]]
+        targets += [_marks("targets", name)[0], *goals, _marks("targets", name)[1]]
     lines += ["## Targets", "", *targets, ""]
-    (paths.models / "REPORT.md").write_text("\n".join(lines), encoding="utf-8")
+    report.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 
 

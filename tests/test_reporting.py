@@ -54,3 +54,21 @@ def test_strength_is_the_engine_weighting() -> None:
 @pytest.mark.parametrize("name", ["denoise", "super-resolve", "stylize", "stylize-stroke"])
 def test_training_tables_are_the_committed_ones(name: str) -> None:
     assert training_summary(MODELS, name) in (MODELS / "REPORT.md").read_text(encoding="utf-8")
+
+
+def test_a_partial_report_keeps_the_other_sections_by_their_marks() -> None:
+    """`make_report.py --sections auto` measures one section again; the others, and
+    their targets, are taken from the existing REPORT.md between their marks."""
+    from models.make_report import _block, _marks
+
+    text = "\n".join(["# report", *_marks("section", "denoise")[:1], "## denoise", "a", "",
+                      _marks("section", "denoise")[1], _marks("section", "sr")[0],
+                      "## sr", "b", _marks("section", "sr")[1], "## Targets",
+                      _marks("targets", "sr")[0], "- sr: met", _marks("targets", "sr")[1]])
+    assert _block(text, "section", "denoise") == ["## denoise", "a", ""]
+    assert _block(text, "section", "sr") == ["## sr", "b"]
+    assert _block(text, "targets", "sr") == ["- sr: met"]
+    assert _block(text, "targets", "denoise") is None
+    shipped = (ROOT / "models" / "REPORT.md").read_text(encoding="utf-8")
+    for name in ("denoise", "auto", "dejpeg", "sr", "stylize"):
+        assert _block(shipped, "section", name), name

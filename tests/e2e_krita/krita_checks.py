@@ -637,7 +637,7 @@ def _psnr_8bit(a, b) -> float:
 
 
 def preview_benchmark(dni_krita) -> None:
-    """Slider to preview inside Krita, 512² crops, U8 and F32. The dialog first renders
+    """Slider to preview inside Krita, 512² crops at every depth. The dialog first renders
     the crop at the cache's grid of strengths (the artist looking at the first preview);
     then each slider move measures the time to the first picture (a blend of the two
     cached neighbours, or a cached picture) and to the exact preview, and how far the
@@ -651,7 +651,7 @@ def preview_benchmark(dni_krita) -> None:
     session = dni_krita.session()
     moves = int(CONF.get("bench_moves", 12))
     table = {}
-    for depth in ("U8", "F32"):
+    for depth in ("U8", "U16", "F16", "F32"):
         doc, _ = new_doc(1024, 1024, f"bench-{depth}", depth)
         layer = doc.rootNode().childNodes()[0]
         layer.setPixelData(_depth_fill(depth, 1024, 1024), 0, 0, 1024, 1024)
