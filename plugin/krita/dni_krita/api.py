@@ -111,7 +111,13 @@ def run_filter(family: str, strength: float | None = None,
     job = core.prepare(doc, node, plugin.session.family(family), options)
     progress = None if on_progress is None else (lambda fraction, _stage: on_progress(fraction))
     result = plugin.session.run(job.spec, timeout=timeout, pump=pump, on_progress=progress)
-    return plugin.apply(job, result)
+    layer = plugin.apply(job, result)
+    if pump is not None:
+        # Krita's layer views learn of the new layer through queued events; a script that
+        # goes straight on (e.g. deselecting) before they have caught up crashed Krita
+        # 5.1.5 now and then (a "dummy" assertion, then a segfault).
+        pump()
+    return layer
 
 
 __all__ = ["FilterError", "run_filter"]
