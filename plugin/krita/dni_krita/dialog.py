@@ -7,7 +7,7 @@ delivers backend events, the PreviewScheduler decides when a preview runs.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from krita import Krita
@@ -688,7 +688,7 @@ class FilterDialog(QDialog):
         self._convert("after", job, handle, ready)
 
     def _convert(self, slot: str, job: core.KritaJob, handle: JobHandle,
-                 ready: Any) -> None:
+                 ready: Callable[[QImage], None]) -> None:
         result = handle.result
         assert result is not None
         self.converter.convert(slot, result.pixels, result.width, result.height,
@@ -853,8 +853,9 @@ def open_dialog(family: str | None = None, task: str | None = None, doc: Any = N
     (modeless) dialog; returns it. `task` picks the filter (Filter ▸ DNI entry); a
     family alone opens its task's."""
     app = Krita.instance()
-    doc = doc or app.activeDocument()
-    node = node or (doc.activeNode() if doc is not None else None)
+    doc = doc if doc is not None else app.activeDocument()
+    if node is None and doc is not None:
+        node = doc.activeNode()
     window = app.activeWindow()
     parent = window.qwindow() if window is not None else None
     try:
