@@ -99,9 +99,10 @@ class PreviewScheduler(QObject):
             return  # progress, or an older preview
         if self._ahead:
             self._ahead = False
-            if handle.error is None and self._ahead_done is not None:
-                self._ahead_done(job, handle)
-            self._next_ahead()
+            if handle.error is None:
+                if self._ahead_done is not None:
+                    self._ahead_done(job, handle)
+                self._next_ahead()  # after a failure, not again: it would fail the same way
             return
         if self._stale:
             self.run()  # the artist has moved on: show that instead
