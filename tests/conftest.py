@@ -111,3 +111,20 @@ def krita_pyzmq_option() -> list[str]:
     embedded = [v for m in modules for v in pythons.linked_in(Path(m))]
     mine = f"{sys.version_info.major}.{sys.version_info.minor}"
     return ["--offline"] if not embedded or mine in embedded else []
+
+
+def run_offscreen(script: str, *args: object, timeout: float = 120,
+                  cwd: Path | None = None) -> dict:
+    """Run `script` (Python source) in a fresh interpreter with Qt offscreen and no
+    PYTHONPATH, as the editors' plugins run; returns the JSON it printed after "RESULT ".
+    Fails the test with the output's tail when it printed none or exited non-zero."""
+    import json
+    import os
+    import subprocess
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH="")
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=cwd)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import photo
+from conftest import photo, run_offscreen
 from PIL import Image
 from test_server_util import Process, serve
 
@@ -425,9 +425,6 @@ print("RESULT " + json.dumps(out))
 
 def test_krita_auto_button_sets_the_slider_and_the_map_is_offered(families: Path,
                                                                   tmp_path: Path) -> None:
-    import json
-    import os
-    import subprocess
 
     pytest.importorskip("PyQt6.QtWidgets", reason="PyQt6 is in the test extras "
                         "(pip install -e '.[test]'); without it the Krita dialog is not tested")
@@ -435,13 +432,8 @@ def test_krita_auto_button_sets_the_slider_and_the_map_is_offered(families: Path
     from test_krita_qt6 import SCRIPT  # the same fake Krita on Qt 6, up to its dialog
 
     preamble = SCRIPT.split("dialog = dni_krita.open_dialog")[0]
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH="")
-    done = subprocess.run([sys.executable, "-c", preamble + KRITA_AUTO, str(ROOT),
-                           str(families), str(tmp_path / "appdata")], capture_output=True,
-                          text=True, timeout=300, env=env)
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = run_offscreen(preamble + KRITA_AUTO, ROOT, families, tmp_path / "appdata",
+                        timeout=300)
     assert out["enabled"] and not out["tiny_enabled"]
     asked, strength, previewed, status = out["auto"]
     assert asked == "auto"  # the button's job left the strength to the backend

@@ -6,13 +6,10 @@ path is the one the real-Krita end-to-end test drives."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_offscreen
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,13 +181,7 @@ print("RESULT " + json.dumps(out))
 
 def test_the_plugin_runs_on_qt6_with_pyqt5_refused(tiny_family_dir: Path,
                                                    tmp_path: Path) -> None:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH="")
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT), str(tiny_family_dir),
-                           str(tmp_path / "appdata")], capture_output=True, text=True,
-                          timeout=300, env=env)
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = run_offscreen(SCRIPT, ROOT, tiny_family_dir, tmp_path / "appdata", timeout=300)
     assert out["qt"] == 6 and not out["pyqt5_loaded"] and not out["pyqt5_loaded_at_end"]
     from dni_client.filters import FILTERS
 
@@ -251,12 +242,7 @@ print("RESULT " + json.dumps(shown))
 
 
 def test_a_ui_that_cannot_load_tells_the_artist_why() -> None:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH="")
-    done = subprocess.run([sys.executable, "-c", UI_FAILS, str(ROOT)], capture_output=True,
-                          text=True, timeout=120, env=env)
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
-    shown = json.loads(lines[-1][len("RESULT "):])
+    shown = run_offscreen(UI_FAILS, ROOT)
     assert len(shown) == 1 and "could not load" in shown[0] and "installer" in shown[0]
 
 
@@ -302,13 +288,7 @@ print("RESULT " + json.dumps({
 
 
 def test_no_backend_offers_retry_and_settings(tmp_path: Path) -> None:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH="")
-    done = subprocess.run([sys.executable, "-c", NO_BACKEND, str(ROOT),
-                           str(tmp_path / "appdata")], capture_output=True, text=True,
-                          timeout=120, env=env)
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = run_offscreen(NO_BACKEND, ROOT, tmp_path / "appdata")
     retry, settings, status, apply_on = out["dialog"]
     assert retry and settings and not apply_on, out
     assert "No backend" in status and "DNI Settings" in status

@@ -5,13 +5,10 @@ Krita's Undo History docker (the real one is driven by tests/e2e_krita)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_offscreen
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,12 +109,7 @@ print("RESULT " + json.dumps(out))
 
 
 def test_one_undo_and_one_redo_cross_a_joined_group() -> None:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH="")
-    run = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT)], capture_output=True,
-                         text=True, timeout=120, env=env)
-    lines = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert run.returncode == 0 and lines, run.stdout[-2000:] + run.stderr[-2000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = run_offscreen(SCRIPT, ROOT)
     assert out["joined"] is True
     # From row 4 (after "Remove Layer") one undo lands on 3; the group steps on to 1, the
     # history before the re-render: two more undos by itself.
