@@ -70,12 +70,11 @@ class PreviewScheduler(QObject):
         if not self.session.connected:
             return
         try:
-            job = self._make_job()
-            if job is None:
-                return
-            handle = self.session.submit(job.spec, lambda h: self._event(job, h))
+            handle = self._send(self._make_job)
         except FilterError as exc:
             self._status(str(exc))
+            return
+        if handle is None:
             return
         old, self.pending, self._ahead = self.pending, handle, False
         if old is not None and not old.done:
@@ -86,13 +85,19 @@ class PreviewScheduler(QObject):
         if self._ahead_job is None or self._busy() or not self.session.connected:
             return
         try:
-            job = self._ahead_job()
-            if job is None:
-                return
-            handle = self.session.submit(job.spec, lambda h: self._event(job, h))
+            handle = self._send(self._ahead_job)
         except FilterError:
             return  # only a head start: the real preview reports problems
-        self.pending, self._ahead = handle, True
+        if handle is not None:
+            self.pending, self._ahead = handle, True
+
+    def _send(self, make_job: MakeJob) -> JobHandle | None:
+        """Make a job and submit it, its events to `_event`; None when there is nothing
+        to preview. FilterError when it cannot be made or sent."""
+        job = make_job()
+        if job is None:
+            return None
+        return self.session.submit(job.spec, lambda h: self._event(job, h))
 
     def _event(self, job: core.KritaJob, handle: JobHandle) -> None:
         if not handle.done or handle is not self.pending:
