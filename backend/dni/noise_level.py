@@ -81,12 +81,16 @@ class Safe(NamedTuple):
     parts_high: float
 
 
-def _safe(plane: np.ndarray, margin: float) -> Safe:
-    """`margin` inside 0 and 1 (its parts a quarter of it), except at a side where the
-    plane has values beyond the limit: it was not clipped there (unclipped float data)."""
-    clipped_low = float(plane.min()) > -SATURATED
-    clipped_high = float(plane.max()) < 1 + SATURATED
-    low, high = (margin if clipped_low else -np.inf), (1 - margin if clipped_high else np.inf)
+def _clipped(plane: np.ndarray) -> tuple[bool, bool]:
+    """Whether the plane may have been clipped at 0 and at 1: not where it has values
+    beyond that limit (unclipped float data)."""
+    return float(plane.min()) > -SATURATED, float(plane.max()) < 1 + SATURATED
+
+
+def _safe(clipped: tuple[bool, bool], margin: float) -> Safe:
+    """`margin` inside each limit the plane was clipped at (its parts a quarter of it)."""
+    low = margin if clipped[0] else -np.inf
+    high = 1 - margin if clipped[1] else np.inf
     return Safe(low, high, low - 0.75 * margin, high + 0.75 * margin)
 
 
@@ -133,11 +137,12 @@ def _away_from_clipping(plane: np.ndarray, estimate: Callable[[Safe], Reading | 
     clipping pulled down gives too small a margin, so the margin follows the estimate
     until it settles. None when no area lies that far inside (a channel that is all near
     black or white, as the blue of a yellow flower): what it reads is not the noise."""
-    reading = estimate(_safe(plane, SATURATED))
+    clipped = _clipped(plane)
+    reading = estimate(_safe(clipped, SATURATED))
     for _ in range(3):
         if reading is None:
             return None
-        again = estimate(_safe(plane, max(SATURATED, CLIP_MARGIN * reading.sigma)))
+        again = estimate(_safe(clipped, max(SATURATED, CLIP_MARGIN * reading.sigma)))
         if again is None or abs(again.sigma - reading.sigma) <= 0.02 * reading.sigma:
             return again
         reading = again
