@@ -104,6 +104,16 @@ settle()
 go_to(3)
 settle()
 out["changed"] = [selection.currentIndex().row(), list(done)]
+# Right after a layer was added the history list's current row still lags (row 0 here):
+# the group is what the operation pushed, not also the command before it.
+lagging = undo_groups.UndoGroups()
+history("<empty>", "Add Layer")
+go_to(0)
+mark = lagging.mark(doc)
+history("<empty>", "Add Layer", "Composition Mode Change", "Add Layer", "Remove Layer")
+go_to(4)
+lagging.join(doc, mark)
+out["lagging"] = [[g.first, list(g.names)] for g in lagging._groups["doc-1"]]
 print("RESULT " + json.dumps(out))
 '''
 
@@ -119,3 +129,4 @@ def test_one_undo_and_one_redo_cross_a_joined_group() -> None:
     assert out["single"] is False
     # Rows 2-4 hold other commands now: an undo there is an ordinary one.
     assert out["changed"] == [3, []], out["changed"]
+    assert out["lagging"] == [[2, ["Composition Mode Change", "Add Layer", "Remove Layer"]]]

@@ -25,10 +25,10 @@ from .qt import QObject, QTimer
 
 
 class Mark(NamedTuple):
-    """Where the history was before an operation: the document and its current row."""
+    """What the history held before an operation: the document and its rows' names."""
 
     doc_id: str
-    row: int
+    names: tuple[str, ...]
 
 
 class _Group(NamedTuple):
@@ -57,8 +57,8 @@ class UndoGroups(QObject):
 
     def mark(self, doc: Any) -> Mark | None:
         """Call before an operation; None without the docker."""
-        position = canvas_view.undo_position(doc)
-        return Mark(_doc_id(doc), position[1]) if position is not None else None
+        names = canvas_view.undo_names(doc)
+        return Mark(_doc_id(doc), tuple(names)) if names is not None else None
 
     def join(self, doc: Any, mark: Mark | None) -> bool:
         """After the operation: the commands pushed since `mark`, if more than one, become
@@ -68,17 +68,19 @@ class UndoGroups(QObject):
         names = canvas_view.undo_names(doc)
         if names is None:
             return False
-        # New commands always end the history (a redo tail is dropped), so they are the
-        # rows after the mark. The list's current row may still lag behind here.
-        first, last = mark.row + 1, len(names) - 1
+        # New commands end the history (an undone tail is dropped): they start at the
+        # first row that differs from the mark's. The list's current row is no guide
+        # here: right after commands are pushed it lags behind them, and a group
+        # reaching back to older commands would undo more than this operation.
+        same = min(len(mark.names), len(names))  # (no zip(strict=): Python 3.8 in Krita)
+        first = next((i for i in range(same) if mark.names[i] != names[i]), same)
+        last = len(names) - 1
         if last - first < 1:
             return False  # one command or none: nothing to join
         groups = [g for g in self._groups.get(mark.doc_id, []) if g.last < first]
         groups.append(_Group(first, tuple(names[first:last + 1])))
         self._groups[mark.doc_id] = groups
-        position = canvas_view.undo_position(doc)
-        if position is not None:
-            self._rows[mark.doc_id] = position[1]  # where a first undo is measured from
+        self._rows[mark.doc_id] = last  # where a first undo is measured from
         self._watch()
         return True
 
